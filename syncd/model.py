@@ -1,0 +1,194 @@
+"""Provider-neutral values: appointments, busy blocks, and references to calendar items.
+
+Every datetime here is timezone-aware; a naive one is refused at construction, because a
+naive time is exactly the bug this product exists to avoid (OnlineAfspraken and Agendize both
+hand out naive local times). Values are frozen: the reconcile engine compares them, hashes
+them and keeps them as the last agreed version, so they must not change under it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+UTC = ZoneInfo("UTC")
+
+
+class Status(StrEnum):
+    """The appointment's state as a calendar understands it."""
+
+    CONFIRMED = "confirmed"
+    TENTATIVE = "tentative"
+    CANCELLED = "cancelled"
+
+
+def require_aware(name: str, value: datetime) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``value`` has no timezone."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+
+
+@dataclass(frozen=True, slots=True)
+class Appointment:
+    """One booking at a provider, as syncd understands it.
+
+    ``account`` is the configured provider account name and ``native_id`` the provider's id:
+    together they are the appointment's identity, from which its calendar UID is derived.
+    ``updated`` is the provider's own change time when it gives one (used for watermarks and
+    ``newest-wins``); it is not part of the content, so it does not change the hash.
+    """
+
+    account: str
+    native_id: str
+    start: datetime
+    end: datetime
+    title: str = ""
+    notes: str = ""
+    location: str = ""
+    status: Status = Status.CONFIRMED
+    customer: str = ""
+    staff: str = ""
+    resource: str = ""
+    updated: datetime | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.native_id:
+            raise ValueError("native_id must not be empty")
+        require_aware("start", self.start)
+        require_aware("end", self.end)
+        if self.updated is not None:
+            require_aware("updated", self.updated)
+        if self.end < self.start:
+            raise ValueError(
+                f"end {self.end.isoformat()} is before start {self.start.isoformat()}"
+            )
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status is Status.CANCELLED
+
+    def content_hash(self) -> str:
+        """A hash of everything a calendar shows, in UTC; ``updated`` is left out on purpose.
+
+        Two reads of an unchanged appointment give the same hash even when the provider
+        reports a different offset for the same instant, so polling never causes writes.
+        """
+        data = self.to_json()
+        data.pop("updated")
+        for key in ("start", "end"):
+            data[key] = _utc_iso(getattr(self, key))
+        data["tz"] = zone_name(self.start)
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def moved(self, start: datetime, end: datetime) -> Appointment:
+        return replace(self, start=start, end=end)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict that ``from_json`` turns back into an equal appointment."""
+        data = asdict(self)
+        data["start"] = self.start.isoformat()
+        data["end"] = self.end.isoformat()
+        data["tz"] = zone_name(self.start)
+        data["updated"] = self.updated.isoformat() if self.updated else None
+        data["status"] = self.status.value
+        data["extra"] = [list(pair) for pair in self.extra]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Appointment:
+        tz = data.get("tz")
+        zone = ZoneInfo(tz) if tz else None
+        return cls(
+            account=data["account"],
+            native_id=data["native_id"],
+            start=_parse(data["start"], zone),
+            end=_parse(data["end"], zone),
+            title=data.get("title", ""),
+            notes=data.get("notes", ""),
+            location=data.get("location", ""),
+            status=Status(data.get("status", "confirmed")),
+            customer=data.get("customer", ""),
+            staff=data.get("staff", ""),
+            resource=data.get("resource", ""),
+            updated=datetime.fromisoformat(data["updated"]) if data.get("updated") else None,
+            extra=tuple((k, v) for k, v in data.get("extra", [])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """A provider reports (or a full scan shows) that the appointment no longer exists."""
+
+    account: str
+    native_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BusyBlock:
+    """Time taken in a private calendar that must block bookings at the provider.
+
+    Identity is ``(calendar, uid, recurrence_id)``: one block per occurrence, so a moved or
+    cancelled instance of a series moves or removes exactly its own block. It carries no
+    attendees and no text beyond ``label``.
+    """
+
+    calendar: str
+    uid: str
+    start: datetime
+    end: datetime
+    recurrence_id: str = ""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        require_aware("start", self.start)
+        require_aware("end", self.end)
+        if self.end <= self.start:
+            raise ValueError(f"busy block {self.uid} ends before it starts")
+
+    @property
+    def key(self) -> str:
+        return f"{self.calendar}/{self.uid}/{self.recurrence_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRef:
+    """Where a calendar item lives and which version of it we saw: ``href`` plus ``etag``."""
+
+    href: str
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarItem:
+    """One raw calendar object as a server holds it: the iCalendar text with its ref."""
+
+    href: str
+    etag: str
+    ics: str
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def zone_name(value: datetime) -> str:
+    """The IANA name of ``value``'s zone, or ``UTC`` for fixed offsets and other tzinfos."""
+    tz = value.tzinfo
+    if isinstance(tz, ZoneInfo):
+        return tz.key
+    return "UTC"
+
+
+def _utc_iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _parse(text: str, zone: ZoneInfo | None) -> datetime:
+    value = datetime.fromisoformat(text)
+    if zone is not None:
+        value = value.astimezone(zone)
+    return value
