@@ -1,0 +1,186 @@
+"""``[providers.NAME]`` and ``[calendars.NAME]``: one model per ``kind``.
+
+``kind`` selects the model (a discriminated union), so a misspelt kind is one clear error
+listing the known kinds instead of one error per candidate model. Adding a provider means
+adding a model here and to ``ProviderConfig``; the loader and the example test pick it up.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal, Self, get_args
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from syncd.config.types import (
+    AMSTERDAM,
+    IdText,
+    PositiveDuration,
+    Secret,
+    Section,
+    Timezone,
+    Url,
+    problem,
+)
+
+
+class ProviderBase(Section):
+    """What every provider account has: the zone its naive times are in, and a timeout."""
+
+    timezone: Timezone = AMSTERDAM
+    timeout: PositiveDuration = timedelta(seconds=30)
+
+
+class MemoryProviderConfig(ProviderBase):
+    """An in-process provider for the demo and tests; ``seed`` sample appointments."""
+
+    kind: Literal["memory"] = "memory"
+    seed: int = Field(default=0, ge=0)
+    seed_random: int = 1
+
+
+class OnlineAfsprakenConfig(ProviderBase):
+    kind: Literal["onlineafspraken"] = "onlineafspraken"
+    base_url: Url = "https://agenda.onlineafspraken.nl/APIREST"
+    api_key: Secret
+    api_secret: Secret
+
+
+class AgendizeConfig(ProviderBase):
+    """Agendize takes an API key plus token, or an OAuth token: exactly one of the two."""
+
+    kind: Literal["agendize"] = "agendize"
+    base_url: Url = "https://api.agendize.com/api/2.1/scheduling"
+    company_id: IdText
+    api_key: Secret | None = None
+    token: Secret | None = None
+    oauth_token: Secret | None = None
+
+    @model_validator(mode="after")
+    def _one_auth_form(self) -> Self:
+        keyed = self.api_key is not None or self.token is not None
+        if self.oauth_token is not None:
+            if keyed:
+                raise problem("give api_key + token or oauth_token, not both", key="oauth_token")
+        elif self.api_key is None:
+            raise problem("required (with token), unless oauth_token is given", key="api_key")
+        elif self.token is None:
+            raise problem("required with api_key, unless oauth_token is given", key="token")
+        return self
+
+
+class RecrasConfig(ProviderBase):
+    """Recras runs one host per customer: give ``instance`` (``demo`` -> demo.recras.nl)
+    or a full ``base_url``, not both."""
+
+    kind: Literal["recras"] = "recras"
+    instance: str | None = None
+    base_url: Url | None = None
+    api_key: Secret
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
+            raise problem('must be the instance name only, e.g. "demo" for demo.recras.nl')
+        return value
+
+    @model_validator(mode="after")
+    def _one_location(self) -> Self:
+        if (self.instance is None) == (self.base_url is None):
+            raise problem("give exactly one of instance or base_url", key="instance")
+        return self
+
+    @property
+    def url(self) -> str:
+        """The API root to talk to, whichever way it was given."""
+        if self.base_url is not None:
+            return self.base_url
+        return f"https://{self.instance}.recras.nl"
+
+
+class QmaticConfig(ProviderBase):
+    kind: Literal["qmatic"] = "qmatic"
+    base_url: Url
+    account: IdText
+    tenant_id: IdText
+    client_id: IdText
+    client_secret: Secret
+    language: str = "en"
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-[A-Za-z]{2})?", value):
+            raise problem('must be a language code such as "en" or "nl"')
+        return value
+
+
+ProviderConfig = Annotated[
+    MemoryProviderConfig | OnlineAfsprakenConfig | AgendizeConfig | RecrasConfig | QmaticConfig,
+    Field(discriminator="kind"),
+]
+
+
+class CalDAVCalendarConfig(Section):
+    """A CalDAV collection, named by its URL or found by display name on a server."""
+
+    kind: Literal["caldav"] = "caldav"
+    url: Url | None = None
+    server_url: Url | None = None
+    calendar: str | None = None
+    create: bool = False
+    username: str = ""
+    password: Secret | None = None
+    ca_bundle: Path | None = None
+    timeout: PositiveDuration = timedelta(seconds=30)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _bundle_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # Relative paths are taken from the config file's directory, like *_file secrets.
+        if value is None:
+            return None
+        base = (info.context or {}).get("base_dir")
+        path = value.expanduser()
+        if not path.is_absolute() and isinstance(base, Path):
+            path = base / path
+        if not path.is_file():
+            raise problem(f"no such file: {path}", quote=False)
+        return path
+
+    @model_validator(mode="after")
+    def _one_address(self) -> Self:
+        if self.url is not None and (self.server_url is not None or self.calendar is not None):
+            raise problem("give url, or server_url + calendar, not both", key="url")
+        if self.url is None and (self.server_url is None or self.calendar is None):
+            missing = "calendar" if self.server_url is not None else "url"
+            raise problem("required: give url, or server_url + calendar", key=missing)
+        if self.create and self.url is not None:
+            raise problem("only applies with server_url + calendar", key="create")
+        if self.password is not None and not self.username:
+            raise problem("a password needs a username", key="username")
+        return self
+
+
+class MemoryCalendarConfig(Section):
+    """An in-process calendar for the demo and tests."""
+
+    kind: Literal["memory"] = "memory"
+
+
+CalendarConfig = Annotated[
+    CalDAVCalendarConfig | MemoryCalendarConfig,
+    Field(discriminator="kind"),
+]
+
+
+def _kinds(union: object) -> tuple[str, ...]:
+    members = get_args(get_args(union)[0])
+    return tuple(str(member.model_fields["kind"].default) for member in members)
+
+
+PROVIDER_KINDS = _kinds(ProviderConfig)
+CALENDAR_KINDS = _kinds(CalendarConfig)
