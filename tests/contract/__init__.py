@@ -1,0 +1,1 @@
+"""Contract tests shared by every provider and calendar backend (see the two *_contract modules)."""
