@@ -133,4 +133,3 @@ def ensure_items(
         key = item.item if isinstance(item, BadItem) else item.native_id
         seen[key] = item
     return list(seen.values())
-

@@ -1,0 +1,207 @@
+"""The actions a plan is made of: plain data, written to the journal before anything happens.
+
+Each action says what to do and carries everything needed to do it again after a crash:
+the appointment to render (not the rendered text, so replays render the same bytes), the
+href and etag it expects, and the predicted outcome of a provider write. ``apply`` turns each
+into I/O plus one state change committed together with the journal mark.
+
+    PutEvent      make one calendar show an appointment (create when ``href`` is empty)
+    DeleteEvent   remove one calendar's event
+    WriteBack     move or cancel at the provider, then bring every calendar to the result
+    Adopt         record a calendar item as agreed (an echo of our own write); no I/O
+    Remember      record the agreed appointment without touching a calendar; no I/O
+    Unlink        forget one calendar's link (the user deleted it and the policy ignores that)
+    Forget        drop an appointment and its links after it is gone everywhere
+    NoteConflict  record a conflict the user can list; no I/O
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from syncd.model import Appointment
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One calendar an action writes to, with the item we expect to find there."""
+
+    calendar: str
+    href: str = ""  # empty: no event yet, create one
+    etag: str = ""
+    delete: bool = False  # remove the event instead of rendering the appointment
+    unlink: bool = False  # the user removed it: drop the link, write nothing
+    sequence: int = 0  # the SEQUENCE to write: syncd owns it and bumps it on every update
+
+
+@dataclass(frozen=True, slots=True)
+class PutEvent:
+    native_id: str
+    appointment: Appointment
+    target: Target
+    reason: str = "changed"
+    kind: Literal["put"] = "put"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteEvent:
+    native_id: str
+    target: Target
+    reason: str = "deleted"
+    kind: Literal["delete"] = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBack:
+    """Change the provider to ``expected`` (a move or a cancel of ``base``), then the calendars.
+
+    On success every target shows ``expected``; when the provider refuses, the refusal is
+    recorded as a conflict and every target shows ``base`` again.
+    """
+
+    native_id: str
+    operation: Literal["move", "cancel"]
+    base: Appointment
+    expected: Appointment
+    source: str  # the calendar the change came from
+    targets: tuple[Target, ...] = ()
+    kind: Literal["write-back"] = "write-back"
+
+
+@dataclass(frozen=True, slots=True)
+class Adopt:
+    native_id: str
+    calendar: str
+    href: str
+    etag: str
+    event_hash: str
+    sequence: int = 0
+    kind: Literal["adopt"] = "adopt"
+
+
+@dataclass(frozen=True, slots=True)
+class Remember:
+    native_id: str
+    appointment: Appointment
+    kind: Literal["remember"] = "remember"
+
+
+@dataclass(frozen=True, slots=True)
+class Unlink:
+    native_id: str
+    calendar: str
+    kind: Literal["unlink"] = "unlink"
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    native_id: str
+    kind: Literal["forget"] = "forget"
+
+
+@dataclass(frozen=True, slots=True)
+class NoteConflict:
+    native_id: str
+    calendar: str
+    detail: str
+    resolution: str
+    kind: Literal["conflict"] = "conflict"
+
+
+Action = PutEvent | DeleteEvent | WriteBack | Adopt | Remember | Unlink | Forget | NoteConflict
+
+
+def describe(action: Action) -> str:
+    """One human line for dry-run output and logs; never includes client data."""
+    match action:
+        case PutEvent(native_id=nid, target=t, reason=why):
+            verb = "create" if not t.href else "update"
+            return f"{verb} event for {nid} in {t.calendar} ({why})"
+        case DeleteEvent(native_id=nid, target=t, reason=why):
+            return f"delete event for {nid} from {t.calendar} ({why})"
+        case WriteBack(native_id=nid, operation=op, source=src, expected=exp):
+            when = f" to {exp.start.isoformat()}" if op == "move" else ""
+            return f"{op} {nid} at the provider{when} (changed in {src})"
+        case Adopt(native_id=nid, calendar=cal):
+            return f"adopt event for {nid} in {cal}"
+        case Remember(native_id=nid):
+            return f"remember {nid}"
+        case Unlink(native_id=nid, calendar=cal):
+            return f"stop tracking deleted event for {nid} in {cal}"
+        case Forget(native_id=nid):
+            return f"forget {nid}"
+        case NoteConflict(native_id=nid, calendar=cal, resolution=res):
+            return f"conflict on {nid} in {cal}: {res}"
+    raise AssertionError(action)  # pragma: no cover
+
+
+@dataclass(slots=True)
+class Plan:
+    """The outcome of ``plan()``: actions in order, or a refusal with its reason."""
+
+    actions: list[Action] = field(default_factory=list)
+    refused: str = ""
+    bad_items: list[tuple[str, str, str]] = field(default_factory=list)  # (item, field, message)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for action in self.actions:
+            key: str = action.kind
+            if isinstance(action, PutEvent):
+                key = "create" if not action.target.href else "update"
+            out[key] = out.get(key, 0) + 1
+        return out
+
+
+def to_json(action: Action) -> str:
+    """Serialise for the journal; ``from_json`` reads it back equal."""
+    data: dict[str, Any] = {"kind": action.kind}
+    for name in action.__slots__:
+        value = getattr(action, name)
+        if isinstance(value, Appointment):
+            value = value.to_json()
+        elif isinstance(value, Target):
+            value = _target_json(value)
+        elif isinstance(value, tuple):
+            value = [_target_json(t) for t in value]
+        data[name] = value
+    return json.dumps(data, separators=(",", ":"))
+
+
+def from_json(text: str) -> Action:
+    data = json.loads(text)
+    kind = data.pop("kind")
+    cls = _KINDS[kind]
+    for key in ("appointment", "base", "expected"):
+        if key in data:
+            data[key] = Appointment.from_json(data[key])
+    if "target" in data:
+        data["target"] = Target(**data["target"])
+    if "targets" in data:
+        data["targets"] = tuple(Target(**t) for t in data["targets"])
+    return cls(**data)  # type: ignore[no-any-return]
+
+
+def _target_json(target: Target) -> dict[str, Any]:
+    return {
+        "calendar": target.calendar,
+        "href": target.href,
+        "etag": target.etag,
+        "delete": target.delete,
+        "unlink": target.unlink,
+        "sequence": target.sequence,
+    }
+
+
+_KINDS: dict[str, Any] = {
+    "put": PutEvent,
+    "delete": DeleteEvent,
+    "write-back": WriteBack,
+    "adopt": Adopt,
+    "remember": Remember,
+    "unlink": Unlink,
+    "forget": Forget,
+    "conflict": NoteConflict,
+}

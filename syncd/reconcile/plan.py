@@ -1,0 +1,385 @@
+"""The pure three-way merge: (agreed state, provider changes, calendar changes, policy) -> plan.
+
+No I/O and no clock: the same inputs always give the same actions, which is what lets the
+state machine test replay and shrink failures, and lets ``--dry-run`` show exactly what a
+real run would do. Work is proportional to the number of changed items: only appointments
+named by a view are visited, unless a view is ``complete`` (a full listing), in which case
+every record is, to find what vanished.
+
+Per appointment, A is the provider, B a calendar, base the ``Record``:
+    A changed only          -> write A to every calendar
+    B changed only          -> two-way: write B's move/cancel back to A; else restore B from A
+    both changed            -> the conflict policy decides, and a conflict is recorded
+    B equals what A renders -> not a change (an echo of our own write): adopt its etag
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from syncd.model import Appointment, Deleted, Status
+from syncd.reconcile.actions import (
+    Action,
+    Adopt,
+    DeleteEvent,
+    Forget,
+    NoteConflict,
+    Plan,
+    PutEvent,
+    Remember,
+    Target,
+    Unlink,
+    WriteBack,
+)
+from syncd.reconcile.policy import CalendarDelete, CancelledPolicy, ConflictPolicy, Policy
+from syncd.reconcile.state import (
+    CalendarView,
+    EventGone,
+    EventState,
+    Link,
+    ProviderView,
+    Record,
+    overlaps,
+)
+
+RenderHash = Callable[[Appointment, str], str]
+"""The content hash of the event syncd would write for an appointment in a calendar."""
+
+
+def plan(
+    policy: Policy,
+    records: Mapping[str, Record],
+    provider: ProviderView,
+    calendars: Mapping[str, CalendarView],
+    render_hash: RenderHash,
+    total_links: int = 0,
+) -> Plan:
+    """Decide what to do. ``records`` must hold every record a view names (all of them when
+    a view is complete); ``total_links`` is the sync's link count, for the mass-delete guard."""
+    result = Plan()
+    refusal = _empty_side(policy, records, provider, calendars)
+    keys = _keys(policy, records, provider, calendars)
+    merge = _Merge(policy, render_hash)
+    for native_id in sorted(keys):
+        a = _provider_side(native_id, records.get(native_id), provider)
+        bs = {
+            cal: _calendar_side(native_id, records.get(native_id), cal, calendars)
+            for cal in policy.calendars
+        }
+        result.actions.extend(merge.one(native_id, records.get(native_id), a, bs))
+    refusal = refusal or _too_many_deletes(policy, result.actions, total_links)
+    if refusal and not policy.allow_mass_delete:
+        result.refused = refusal
+        result.actions = []
+    return result
+
+
+Side = EventState | EventGone | None
+
+
+def _keys(
+    policy: Policy,
+    records: Mapping[str, Record],
+    provider: ProviderView,
+    calendars: Mapping[str, CalendarView],
+) -> set[str]:
+    keys = set(provider.items)
+    for view in calendars.values():
+        keys.update(view.events)
+    if provider.complete and provider.window is not None:
+        window = provider.window
+        keys.update(nid for nid, rec in records.items() if overlaps(rec.appointment, window))
+    for cal, view in calendars.items():
+        if view.complete and cal in policy.calendars:
+            keys.update(nid for nid, rec in records.items() if cal in rec.links)
+    keys -= provider.unreadable
+    return keys
+
+
+def _provider_side(
+    native_id: str, rec: Record | None, provider: ProviderView
+) -> Appointment | Deleted | None:
+    seen = provider.items.get(native_id)
+    if seen is not None:
+        return seen
+    window = provider.window
+    if rec is not None and provider.complete and window and overlaps(rec.appointment, window):
+        return Deleted(rec.appointment.account, native_id)
+    return None
+
+
+def _calendar_side(
+    native_id: str, rec: Record | None, calendar: str, calendars: Mapping[str, CalendarView]
+) -> Side:
+    view = calendars.get(calendar)
+    if view is None or native_id in view.unreadable:
+        return None
+    seen = view.events.get(native_id)
+    if seen is not None:
+        return seen
+    link = _live(rec, calendar) if rec else None
+    if view.complete and link is not None:
+        return EventGone(calendar, native_id, link.href)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Merge:
+    policy: Policy
+    render_hash: RenderHash
+
+    def one(
+        self,
+        native_id: str,
+        rec: Record | None,
+        a: Appointment | Deleted | None,
+        bs: Mapping[str, Side],
+    ) -> list[Action]:
+        if isinstance(a, Deleted):
+            return self._provider_deleted(native_id, rec, bs)
+        if rec is None:
+            return self._new(native_id, a, bs) if a is not None else []
+        current = a if a is not None else rec.appointment
+        a_changed = a is not None and a.content_hash() != rec.hash
+        quiet: list[Action] = []
+        user: list[tuple[str, EventState | EventGone]] = []
+        for cal in self.policy.calendars:
+            b = bs.get(cal)
+            link = _live(rec, cal)
+            if b is None:
+                if cal not in rec.links and a is not None and not self._hidden(current):
+                    # A calendar added to the sync later: the appointment was seen, show it.
+                    quiet.append(PutEvent(native_id, current, Target(cal), "new calendar"))
+                continue
+            if isinstance(b, EventGone):
+                if link is not None:
+                    user.append((cal, b))
+            elif link is not None and b.event_hash == link.event_hash:
+                if b.etag != link.etag or b.href != link.href:
+                    quiet.append(Adopt(native_id, cal, b.href, b.etag, b.event_hash, link.sequence))
+            elif b.event_hash == self.render_hash(current, cal):
+                seq = link.sequence if link is not None else 0
+                quiet.append(Adopt(native_id, cal, b.href, b.etag, b.event_hash, seq))
+            elif link is None:
+                # Ours but untracked (a create replayed after a crash): make it show A.
+                target = Target(cal, b.href, b.etag, sequence=1)
+                quiet.append(PutEvent(native_id, current, target, "adopt"))
+            else:
+                user.append((cal, b))
+        if not user:
+            if a_changed:
+                return self._push(native_id, current, rec, bs, "changed at the provider")
+            return quiet
+        return quiet + self._calendar_changed(native_id, rec, current, a_changed, user, bs)
+
+    def _new(self, native_id: str, a: Appointment, bs: Mapping[str, Side]) -> list[Action]:
+        out: list[Action] = []
+        for cal in self.policy.calendars:
+            b = bs.get(cal)
+            here = b if isinstance(b, EventState) else None
+            if self._hidden(a):
+                if here is not None:
+                    out.append(
+                        DeleteEvent(native_id, Target(cal, here.href, here.etag), "cancelled")
+                    )
+            elif here is not None and here.event_hash == self.render_hash(a, cal):
+                out.append(Adopt(native_id, cal, here.href, here.etag, here.event_hash))
+            elif here is not None:
+                target = Target(cal, here.href, here.etag, sequence=1)
+                out.append(PutEvent(native_id, a, target, "adopt"))
+            else:
+                out.append(PutEvent(native_id, a, Target(cal), "new"))
+        out.insert(0, Remember(native_id, a))
+        return out
+
+    def _provider_deleted(
+        self, native_id: str, rec: Record | None, bs: Mapping[str, Side]
+    ) -> list[Action]:
+        if rec is None:
+            return []
+        out: list[Action] = []
+        for cal, link in rec.links.items():
+            b = bs.get(cal)
+            if isinstance(b, EventGone) or not link.href:
+                continue
+            etag = b.etag if isinstance(b, EventState) else link.etag
+            out.append(
+                DeleteEvent(native_id, Target(cal, link.href, etag), "deleted at the provider")
+            )
+        out.append(Forget(native_id))
+        return out
+
+    def _hidden(self, appointment: Appointment) -> bool:
+        """A cancelled appointment under ``cancelled = "delete"`` has no event."""
+        return appointment.cancelled and self.policy.cancelled is CancelledPolicy.DELETE
+
+    def _targets(
+        self, rec: Record, shown: Appointment, bs: Mapping[str, Side], skip: Iterable[str] = ()
+    ) -> list[Target]:
+        out = []
+        for cal in self.policy.calendars:
+            if cal in skip:
+                continue
+            link = _live(rec, cal)
+            known = rec.links.get(cal)
+            sequence = known.sequence + 1 if known is not None else 0
+            b = bs.get(cal)
+            if isinstance(b, EventGone):
+                href, etag = "", ""
+            elif isinstance(b, EventState):
+                href, etag = b.href, b.etag
+            elif link is not None:
+                href, etag = link.href, link.etag
+            else:
+                href, etag = "", ""
+            if self._hidden(shown):
+                if href:
+                    out.append(Target(cal, href, etag, delete=True))
+                elif link is not None:
+                    out.append(Target(cal, unlink=True))
+            else:
+                out.append(Target(cal, href, etag, sequence=sequence))
+        return out
+
+    def _push(
+        self, native_id: str, shown: Appointment, rec: Record, bs: Mapping[str, Side], why: str
+    ) -> list[Action]:
+        out: list[Action] = [Remember(native_id, shown)]
+        for t in self._targets(rec, shown, bs):
+            if t.unlink:
+                out.append(Unlink(native_id, t.calendar))
+            elif t.delete:
+                out.append(DeleteEvent(native_id, t, "cancelled at the provider"))
+            else:
+                out.append(PutEvent(native_id, shown, t, why))
+        return out
+
+    def _calendar_changed(
+        self,
+        native_id: str,
+        rec: Record,
+        current: Appointment,
+        a_changed: bool,
+        user: list[tuple[str, EventState | EventGone]],
+        bs: Mapping[str, Side],
+    ) -> list[Action]:
+        cal, b = user[0]  # the first calendar in config order speaks; the others are restored
+        intent = _intent(b, current)
+        if a_changed:
+            calendar_wins = self.policy.conflict is ConflictPolicy.CALENDAR_WINS or (
+                self.policy.conflict is ConflictPolicy.NEWEST_WINS and _newer(b, current)
+            )
+            if not calendar_wins or not self.policy.two_way or intent not in ("move", "cancel"):
+                note = NoteConflict(
+                    native_id, cal, f"both sides changed ({intent})", "provider kept"
+                )
+                return [note, *self._push(native_id, current, rec, bs, "conflict: provider kept")]
+            note = NoteConflict(native_id, cal, f"both sides changed ({intent})", "calendar kept")
+            return [note, *self._write_back(native_id, rec, current, intent, cal, b, bs)]
+        if intent == "deleted":
+            return self._calendar_deleted(native_id, rec, current, cal, bs)
+        if intent in ("move", "cancel") and self.policy.two_way:
+            return self._write_back(native_id, rec, current, intent, cal, b, bs)
+        return self._push(native_id, current, rec, bs, "restored: calendar edit not allowed")
+
+    def _calendar_deleted(
+        self, native_id: str, rec: Record, current: Appointment, cal: str, bs: Mapping[str, Side]
+    ) -> list[Action]:
+        rule = self.policy.calendar_delete
+        if current.cancelled or rule is CalendarDelete.IGNORE:
+            return [Unlink(native_id, cal)]
+        if rule is CalendarDelete.CANCEL and self.policy.two_way:
+            gone = EventGone(cal, native_id, "")
+            return self._write_back(native_id, rec, current, "cancel", cal, gone, bs)
+        return self._push(native_id, current, rec, bs, "restored: deleted in calendar")
+
+    def _write_back(
+        self,
+        native_id: str,
+        rec: Record,
+        current: Appointment,
+        intent: str,
+        source: str,
+        b: EventState | EventGone,
+        bs: Mapping[str, Side],
+    ) -> list[Action]:
+        operation: Literal["move", "cancel"]
+        if intent == "cancel":
+            expected = replace(current, status=Status.CANCELLED)
+            operation = "cancel"
+        else:
+            assert isinstance(b, EventState)
+            zone = current.start.tzinfo
+            expected = current.moved(b.start.astimezone(zone), b.end.astimezone(zone))
+            operation = "move"
+        skip = [source] if isinstance(b, EventGone) else []
+        targets = self._targets(rec, expected, bs, skip)
+        if skip:
+            targets.append(Target(source, unlink=True))
+        return [WriteBack(native_id, operation, current, expected, source, tuple(targets))]
+
+
+def _live(rec: Record, calendar: str) -> Link | None:
+    """The record's link to ``calendar`` if its event exists; an unlinked (detached) link has
+    no href: the person deleted the event and the policy said to leave it deleted."""
+    link = rec.links.get(calendar)
+    return link if link is not None and link.href else None
+
+
+def _intent(b: EventState | EventGone, current: Appointment) -> str:
+    """What the person did to the event, in the terms a provider understands."""
+    if isinstance(b, EventGone):
+        return "deleted"
+    if b.cancelled and not current.cancelled:
+        return "cancel"
+    if b.cancelled == current.cancelled and (b.start != current.start or b.end != current.end):
+        return "move" if not current.cancelled else "edit"
+    return "edit"
+
+
+def _newer(b: EventState | EventGone, current: Appointment) -> bool:
+    if isinstance(b, EventGone) or b.modified is None:
+        return False
+    return current.updated is None or b.modified > current.updated
+
+
+def _empty_side(
+    policy: Policy,
+    records: Mapping[str, Record],
+    provider: ProviderView,
+    calendars: Mapping[str, CalendarView],
+) -> str:
+    """A full listing that comes back empty while syncd tracks items there is a red flag:
+    an expired account, a wrong scope, a wiped calendar. Stop rather than delete everything."""
+    window = provider.window
+    if provider.complete and window is not None and not provider.items and not provider.unreadable:
+        tracked = sum(1 for rec in records.values() if overlaps(rec.appointment, window))
+        if tracked:
+            return f"the provider listed no appointments in the window while {tracked} are tracked"
+    for cal, view in calendars.items():
+        if cal in policy.calendars and view.complete and not view.events and not view.unreadable:
+            tracked = sum(1 for rec in records.values() if cal in rec.links)
+            if tracked:
+                return f"calendar {cal} listed none of syncd's events while {tracked} are tracked"
+    return ""
+
+
+def _too_many_deletes(policy: Policy, actions: list[Action], total_links: int) -> str:
+    deletes = sum(1 for action in actions if _destructive(action))
+    if deletes < policy.delete_guard_min or total_links == 0:
+        return ""
+    if deletes > policy.max_delete_share * total_links:
+        share = round(100 * policy.max_delete_share)
+        return (
+            f"the plan would delete or cancel {deletes} of {total_links} linked items"
+            f" (limit {share}%)"
+        )
+    return ""
+
+
+def _destructive(action: Action) -> bool:
+    if isinstance(action, WriteBack):
+        return action.operation == "cancel"
+    return isinstance(action, DeleteEvent)
