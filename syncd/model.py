@@ -65,9 +65,7 @@ class Appointment:
         if self.updated is not None:
             require_aware("updated", self.updated)
         if self.end < self.start:
-            raise ValueError(
-                f"end {self.end.isoformat()} is before start {self.start.isoformat()}"
-            )
+            raise ValueError(f"end {self.end.isoformat()} is before start {self.start.isoformat()}")
 
     @property
     def cancelled(self) -> bool:

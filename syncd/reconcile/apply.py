@@ -50,9 +50,14 @@ log = structlog.get_logger("syncd.apply")
 
 
 class Rendered(Protocol):
-    uid: str
-    ics: str
-    hash: str
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def ics(self) -> str: ...
+
+    @property
+    def hash(self) -> str: ...
 
 
 class Renderer(Protocol):
