@@ -8,3 +8,9 @@ import pytest
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# -- real CalDAV servers ----------------------------------------------------------------------
+# Radicale, Xandikos and a fault-injecting proxy, started only by tests that ask for them
+# (fixtures `radicale`, `xandikos`, `dav_server`, `proxy`); see tests/servers.py.
+pytest_plugins = ["tests.servers"]
