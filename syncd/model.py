@@ -64,7 +64,9 @@ class Appointment:
         require_aware("end", self.end)
         if self.updated is not None:
             require_aware("updated", self.updated)
-        if self.end < self.start:
+        # Compare instants: two times in one zone compare by wall clock and ignore ``fold``,
+        # which is wrong inside the repeated autumn hour.
+        if self.end.astimezone(UTC) < self.start.astimezone(UTC):
             raise ValueError(f"end {self.end.isoformat()} is before start {self.start.isoformat()}")
 
     @property

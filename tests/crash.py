@@ -44,7 +44,7 @@ class CrashingProvider(Provider):
     def __init__(self, inner: Provider, crash_at: int | None, after: bool) -> None:
         super().__init__(inner.name)
         self.inner = inner
-        self.capabilities = inner.capabilities  # type: ignore[misc]
+        self.capabilities = inner.capabilities
         self.counter = Counter(crash_at, after)
         self.writes = 0
 
@@ -72,7 +72,7 @@ class CrashingCalendar(Calendar):
     ) -> None:
         super().__init__(inner.name)
         self.inner = inner
-        self.capabilities = inner.capabilities  # type: ignore[misc]
+        self.capabilities = inner.capabilities
         self.counter = counter or Counter(crash_at, after)
 
     async def changes(

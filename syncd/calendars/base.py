@@ -26,7 +26,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
 
 from syncd.model import CalendarItem, ItemRef
 from syncd.providers.base import Window
@@ -56,7 +55,8 @@ class CalendarChanges:
 class Calendar(ABC):
     """One calendar collection. ``name`` is the configured name used in every message."""
 
-    capabilities: ClassVar[frozenset[CalendarCapability]] = frozenset()
+    # What this backend can do; an instance may narrow it once it knows its server.
+    capabilities: frozenset[CalendarCapability] = frozenset()
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 from urllib.parse import unquote, urljoin
 from xml.sax.saxutils import escape
 
@@ -46,6 +46,7 @@ from syncd.calendars.caldav_http import (
     query_body,
 )
 from syncd.calendars.caldav_sync import ChangeReader, fetch
+from syncd.config import CalDAVCalendarConfig
 from syncd.errors import AlreadyExists, BackendError, NotFound, PreconditionFailed
 from syncd.model import UTC, CalendarItem, ItemRef, require_aware
 from syncd.providers.base import Window
@@ -69,7 +70,7 @@ class CaldavCalendar(Calendar):
     Calls may run concurrently: each takes its own worker thread over one connection pool.
     """
 
-    capabilities: ClassVar[frozenset[CalendarCapability]] = frozenset(
+    capabilities: frozenset[CalendarCapability] = frozenset(
         {CalendarCapability.SYNC_TOKEN, CalendarCapability.SEARCH}
     )
 
@@ -295,3 +296,19 @@ def _uid_in(ics: str) -> str | None:
 def _require_etag(etag: str) -> None:
     if not etag or etag.strip() == "*":
         raise ValueError("a conditional write needs the etag the server gave, not '*'")
+
+
+def from_config(name: str, config: CalDAVCalendarConfig) -> CaldavCalendar:
+    """The calendar ``[calendars.NAME]`` describes (``syncd.backends`` calls this by kind)."""
+    password = config.password.get_secret_value() if config.password is not None else None
+    return CaldavCalendar(
+        name,
+        url=config.url,
+        server_url=config.server_url,
+        calendar=config.calendar,
+        create=config.create,
+        username=config.username or None,
+        password=password,
+        ca_bundle=config.ca_bundle,
+        timeout=config.timeout.total_seconds(),
+    )

@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
 
 from syncd.errors import BadItem
 from syncd.model import Appointment, BusyBlock, Deleted
@@ -78,7 +77,7 @@ class Pull:
 class Provider(ABC):
     """One provider account. Instances are cheap; they hold an ``httpx.AsyncClient``."""
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    capabilities: frozenset[Capability] = frozenset()
 
     def __init__(self, name: str) -> None:
         self.name = name
