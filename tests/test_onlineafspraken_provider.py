@@ -253,6 +253,21 @@ async def test_each_kind_of_bad_data_is_a_named_bad_item_and_the_rest_arrives(
     assert set(found(full)) == {str(b.id) for b in (label, good, moved)}
 
 
+async def test_a_listing_with_an_item_it_cannot_name_proves_no_absence(
+    provider: OnlineAfsprakenProvider, state: SandboxState
+) -> None:
+    named, nameless = state.book(at(3, 9)), state.book(at(3, 10))
+    assert (await provider.pull(AGENDA, None, MONTH)).complete
+    state.corrupt(nameless.id, "Id", None)
+    with capture_logs() as logs:
+        scan = await provider.scan(AGENDA, MONTH)
+    assert bad(scan) == {"#1": "Id"}
+    assert set(found(scan)) == {str(named.id)}
+    assert not scan.complete, "the nameless item may be any linked appointment"
+    events = [log["event"] for log in logs]
+    assert "onlineafspraken.listing_incomplete" in events
+
+
 async def test_get_raises_a_bad_item_and_returns_none_for_what_is_gone(
     provider: OnlineAfsprakenProvider, state: SandboxState
 ) -> None:
@@ -286,8 +301,11 @@ async def test_a_truncated_reply_fails_the_pull_whole(
 ) -> None:
     state.seed(20, seed=1)
     state.faults.truncated = 1
-    with pytest.raises(TransientError):
+    with capture_logs() as logs, pytest.raises(TransientError):
         await provider.pull(AGENDA, None, MONTH)
+    [warning] = [log for log in logs if log["event"] == "onlineafspraken.unreadable_reply"]
+    assert (warning["log_level"], warning["method"]) == ("warning", "getAppointments")
+    assert "not well-formed" in warning["reason"]
     state.faults.rate_limited, state.faults.retry_after = 1, 45
     with pytest.raises(RateLimited) as raised:
         await provider.pull(AGENDA, None, MONTH)

@@ -24,6 +24,7 @@ from syncd.config.types import (
     Url,
     problem,
 )
+from syncd.providers.oa_mapping import TitleTemplate as OATitle
 
 
 class ProviderBase(Section):
@@ -42,10 +43,42 @@ class MemoryProviderConfig(ProviderBase):
 
 
 class OnlineAfsprakenConfig(ProviderBase):
+    """An OnlineAfspraken.nl account; the options are those of ``OnlineAfsprakenProvider``.
+
+    Busy blocks need ``busy_appointment_type`` and ``busy_customer`` together: placeholders
+    are booked on them, and appointments of that type are never pulled as bookings.
+    """
+
     kind: Literal["onlineafspraken"] = "onlineafspraken"
     base_url: Url = "https://agenda.onlineafspraken.nl/APIREST"
     api_key: Secret
     api_secret: Secret
+    title_template: str = "{type} - {customer}"
+    private: bool = False
+    watch_created: bool = False
+    overlap: PositiveDuration = timedelta(minutes=2)
+    confirmations: int = Field(default=0, ge=0, le=3)
+    cancel_remarks: str = ""
+    busy_appointment_type: IdText = ""
+    busy_customer: IdText = ""
+
+    @field_validator("title_template")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        try:
+            OATitle(value)  # the provider's own check: the two cannot disagree
+        except ValueError as err:
+            raise problem(str(err), quote=False) from None
+        return value
+
+    @model_validator(mode="after")
+    def _busy_pair(self) -> Self:
+        if bool(self.busy_appointment_type) != bool(self.busy_customer):
+            missing = "busy_customer" if self.busy_appointment_type else "busy_appointment_type"
+            raise problem(
+                "busy blocks need busy_appointment_type and busy_customer together", key=missing
+            )
+        return self
 
 
 class AgendizeConfig(ProviderBase):

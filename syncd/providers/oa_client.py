@@ -13,6 +13,8 @@ Promises:
   clock, never twice: a refused signature is not executed, so the retry is safe for writes.
 * The api_secret never leaves this object: it is not sent, logged, put in a message or shown
   by ``repr``. Transport errors are reported by type, without the URL (it holds the key).
+* A reply that cannot be read at all is named in a warning (method and reason) and raised
+  as ``TransientError``; one with a DTD or entities as ``BackendError``.
 * HTTP trouble maps onto ``syncd.errors``: timeouts, resets and 5xx -> ``TransientError``,
   429 -> ``RateLimited`` with Retry-After, 401/403 -> ``AuthError``. Nothing is retried here
   but the salt: the scheduler owns backoff.
@@ -105,7 +107,10 @@ class Listing:
 
 
 class OnlineAfsprakenClient:
-    """One account's signed connection. ``requests`` counts every HTTP request by method."""
+    """One account's signed connection. ``requests`` counts every HTTP request by method.
+
+    Without ``http`` it makes (and closes) its own client with ``timeout`` seconds per request.
+    """
 
     def __init__(
         self,
@@ -117,6 +122,7 @@ class OnlineAfsprakenClient:
         http: httpx.AsyncClient | None = None,
         now: Callable[[], float] = time.time,
         page_size: int = 500,
+        timeout: float = 30.0,
     ) -> None:
         if page_size < 1:
             raise ValueError(f"page_size must be positive, got {page_size}")
@@ -129,7 +135,7 @@ class OnlineAfsprakenClient:
         self._api_key = api_key
         self._api_secret = api_secret
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=30.0)
+        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
 
     def __repr__(self) -> str:
         return f"OnlineAfsprakenClient({self.backend!r}, {self.base_url!r})"
@@ -225,12 +231,20 @@ class OnlineAfsprakenClient:
         try:
             reply = parse_reply(response.content, items)
         except DefusedXmlException:
+            self._unreadable(method, "reply with a DTD or entities")
             raise BackendError(self.backend, f"{method}: reply with a DTD or entities") from None
         except ValueError as err:
+            self._unreadable(method, str(err))
             raise TransientError(self.backend, f"{method}: {err}") from None
         if reply.timestamp is not None:
             self.clock.observe(reply.timestamp)
         return reply, salt
+
+    def _unreadable(self, method: str, reason: str) -> None:
+        """A whole reply lost is named in a warning, whatever the caller does with the error."""
+        log.warning(
+            "onlineafspraken.unreadable_reply", backend=self.backend, method=method, reason=reason
+        )
 
     def _check_http(self, method: str, response: httpx.Response) -> None:
         status = response.status_code

@@ -35,11 +35,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from xml.etree.ElementTree import Element
 from zoneinfo import ZoneInfo
 
 from syncd.errors import TokenExpired
 from syncd.providers.base import Cursor
-from syncd.providers.oa_mapping import localize, repeated_hour
+from syncd.providers.oa_mapping import (
+    change_stamp,
+    fingerprint,
+    localize,
+    parse_wall,
+    repeated_hour,
+    text,
+)
 
 WALL_FORMAT = "%Y-%m-%d %H:%M:%S"
 MAX_SEEN = 5000  # past this many re-delivered items, re-reporting them is cheaper than a cursor
@@ -82,6 +90,22 @@ class ServerTime:
 
     wall: datetime
     timestamp: float
+
+
+def server_time(date: str, timestamp: int | None, fallback: float, zone: ZoneInfo) -> ServerTime:
+    """The server's clock from a reply's ``Date`` (wall time) and ``Timestamp`` (unix time);
+    whichever is missing or unreadable is derived from the other, or from ``fallback``."""
+    stamp = float(timestamp) if timestamp is not None else fallback
+    try:
+        wall = parse_wall(date)
+    except ValueError:
+        wall = datetime.fromtimestamp(stamp, zone).replace(tzinfo=None)
+    return ServerTime(wall, stamp)
+
+
+def stamps(elements: Iterable[tuple[int, Element]]) -> list[tuple[str, datetime | None, str]]:
+    """(native id, change time, fingerprint) of listed elements, for ``next_watermark``."""
+    return [(text(e, "Id"), change_stamp(e), fingerprint(e)) for _, e in elements]
 
 
 def next_watermark(

@@ -5,19 +5,19 @@ each an id as the API shows it. The parts live in their own modules: ``oa_client
 salt clock, paging), ``oa_envelope`` (replies and errors), ``oa_mapping`` (elements ->
 appointments, wall times), ``oa_cursor`` (the incremental watermark and why it is one request
 per idle cycle), ``oa_directory`` (scopes, cached names, agendas), ``oa_blocks`` (busy
-placeholders and opening-hours blocks) and ``onlineafspraken_webhook``.
+placeholders and opening-hours blocks), ``oa_writeback`` (moves and cancels) and
+``onlineafspraken_webhook``.
 
 Promises beyond the ``Provider`` contract:
 
 * Windowed listings ask for a day more on each side (the API filters by date, we by instant)
-  and keep what overlaps the window; hard deletes show only there, as absences.
+  and keep what overlaps the window; hard deletes show only there, as absences. A listing
+  holding an item too broken to name (no ``Id``) is not ``complete``: it proves no absence.
 * With ``private=True`` no customer name, appointment name or description reaches a
   calendar, and no customer is looked up.
 * Appointments of the configured busy-block type are syncd's own placeholders: never pulled.
-* ``move`` and ``cancel`` re-read first (repeating one that happened is a no-op) and re-read
-  after, so they return what the provider now holds. A time the API's naive wall clock cannot
-  express (seconds, past midnight, the second run of the repeated autumn hour) is ``Refused``
-  before anything is sent, because it would come back different and loop.
+* ``move`` and ``cancel`` are safe to repeat and return what the provider then holds; what
+  they send and refuse is in ``oa_writeback``.
 """
 
 from __future__ import annotations
@@ -31,28 +31,33 @@ from zoneinfo import ZoneInfo
 import httpx
 import structlog
 
-from syncd.errors import BadItem, ConfigError, NotFound, Refused
+from syncd.config.backends import OnlineAfsprakenConfig
+from syncd.errors import BadItem, ConfigError, NotFound
 from syncd.model import Appointment, BusyBlock, Deleted
 from syncd.providers.base import Capability, Cursor, Provider, Pull, Scope, Window, ensure_items
-from syncd.providers.oa_blocks import Blocks, wall_span
+from syncd.providers.oa_blocks import Blocks
 from syncd.providers.oa_client import Listing, OnlineAfsprakenClient
-from syncd.providers.oa_cursor import ServerTime, Watermark, check_not_ahead, next_watermark
+from syncd.providers.oa_cursor import (
+    ServerTime,
+    Watermark,
+    check_not_ahead,
+    next_watermark,
+    server_time,
+    stamps,
+)
 from syncd.providers.oa_directory import Directory, OAScope
 from syncd.providers.oa_envelope import Reply
 from syncd.providers.oa_mapping import (
     Reading,
     TitleTemplate,
-    change_stamp,
     fingerprint,
-    parse_wall,
     read_appointment,
-    resource_ids,
     text,
 )
+from syncd.providers.oa_writeback import WriteBack
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_BASE_URL = "https://agenda.onlineafspraken.nl/APIREST"
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 Item = Appointment | Deleted | BadItem
 
@@ -91,12 +96,9 @@ class OnlineAfsprakenProvider(Provider):
         busy_customer: str = "",
         busy_label: str = "Busy",
         now: Callable[[], float] = time.time,
+        timeout: float = 30.0,
     ) -> None:
         super().__init__(name)
-        if confirmations not in (0, 1, 2, 3):
-            raise ConfigError(
-                [f"confirmations: must be 0-3, got {confirmations}"], f"providers.{name}"
-            )
         try:
             template = TitleTemplate(title_template)
         except ValueError as err:
@@ -104,14 +106,22 @@ class OnlineAfsprakenProvider(Provider):
         self.zone = timezone
         self.overlap = overlap
         self.watch_created = watch_created
-        self.confirmations = confirmations
-        self.cancel_remarks = cancel_remarks
         self.api = OnlineAfsprakenClient(
-            name, base_url, api_key, api_secret, http=client, now=now, page_size=page_size
+            name,
+            base_url,
+            api_key,
+            api_secret,
+            http=client,
+            now=now,
+            page_size=page_size,
+            timeout=timeout,
         )
         self.blocks = Blocks(self.api, timezone, busy_appointment_type, busy_customer, busy_label)
         self._reading = Reading(name, timezone, template, private)
         self.directory = Directory(self.api, private)
+        self.writes = WriteBack(
+            self.api, self.directory, timezone, self._current, confirmations, cancel_remarks
+        )
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -140,7 +150,7 @@ class OnlineAfsprakenProvider(Provider):
             if not previous.already_reported(text(e, "Id"), fingerprint(e))
         ]
         items = await self._read(fresh, listing)
-        mark = next_watermark(previous, _stamps(listing), server, self.overlap, self.zone)
+        mark = next_watermark(previous, stamps(listing.elements), server, self.overlap, self.zone)
         return Pull(items, mark.to_cursor(), complete=False, requests=self.api.sent - sent)
 
     async def scan(self, scope: Scope, window: Window) -> Pull:
@@ -170,9 +180,14 @@ class OnlineAfsprakenProvider(Provider):
             if not isinstance(item, Appointment) or _overlaps(item, window)
         ]
         server = self._server_time(listing.first)
-        mark = next_watermark(None, _stamps(listing), server, self.overlap, self.zone)
+        mark = next_watermark(None, stamps(listing.elements), server, self.overlap, self.zone)
         requests = self.api.sent - sent
-        return Pull(items, mark.to_cursor(), complete=True, window=window, requests=requests)
+        # An item we could not even name may be any linked appointment: its absence from the
+        # listing proves nothing, so such a listing claims no deletions.
+        complete = not any(isinstance(i, BadItem) and i.item.startswith("#") for i in items)
+        if not complete:
+            log.warning("onlineafspraken.listing_incomplete", account=self.name)
+        return Pull(items, mark.to_cursor(), complete=complete, window=window, requests=requests)
 
     async def _read(
         self, elements: list[tuple[int, Element]], listing: Listing | None = None
@@ -204,12 +219,7 @@ class OnlineAfsprakenProvider(Provider):
         await self.directory.refresh_customer(customer_id)
 
     def _server_time(self, reply: Reply) -> ServerTime:
-        stamp = float(reply.timestamp) if reply.timestamp is not None else self.api.clock.now()
-        try:
-            wall = parse_wall(reply.date)
-        except ValueError:
-            wall = datetime.fromtimestamp(stamp, self.zone).replace(tzinfo=None)
-        return ServerTime(wall, stamp)
+        return server_time(reply.date, reply.timestamp, self.api.clock.now(), self.zone)
 
     async def _element(self, native_id: str) -> Element:
         """The appointment's element now; ``NotFound`` when it is gone or marked deleted."""
@@ -226,41 +236,14 @@ class OnlineAfsprakenProvider(Provider):
     # -- writing -------------------------------------------------------------------------------
 
     async def move(self, appointment: Appointment, start: datetime, end: datetime) -> Appointment:
-        native_id = appointment.native_id
-        element = await self._element(native_id)
-        current = await self._one(element)
-        if _same_span(current, start, end):
-            return current
-        if current.cancelled:
-            raise Refused(self.name, f"appointment {native_id} is cancelled")
-        day, begin, finish = wall_span(start, end, self.zone, self.name)
-        params = {
-            "Id": native_id,
-            "AgendaId": await self.directory.agenda_of(
-                native_id, element, current.start.astimezone(self.zone).date()
-            ),
-            "CustomerId": text(element, "CustomerId"),
-            "AppointmentTypeId": text(element, "AppointmentTypeId"),
-            "Date": day.isoformat(),
-            "StartTime": begin,
-            "EndTime": finish,
-            "BookingMode": "customer",
-        }
-        if resources := resource_ids(element):
-            params["ResourceId"] = resources[0]
-        await self.api.call("setAppointment", params)
-        return await self._one(await self._element(native_id))
+        return await self.writes.move(appointment.native_id, start, end)
 
     async def cancel(self, appointment: Appointment) -> Appointment:
-        native_id = appointment.native_id
-        current = await self._one(await self._element(native_id))
-        if current.cancelled:
-            return current
-        params = {"Id": native_id, "Mode": "company", "Confirmations": str(self.confirmations)}
-        if self.cancel_remarks:
-            params["Remarks"] = self.cancel_remarks
-        await self.api.call("cancelAppointment", params)
-        return await self._one(await self._element(native_id))
+        return await self.writes.cancel(appointment.native_id)
+
+    async def _current(self, native_id: str) -> tuple[Element, Appointment]:
+        element = await self._element(native_id)
+        return element, await self._one(element)
 
     async def _one(self, element: Element) -> Appointment:
         """The element as an appointment; ``NotFound`` for a deletion or a busy placeholder."""
@@ -293,14 +276,11 @@ class OnlineAfsprakenProvider(Provider):
         await self.blocks.remove_opening(OAScope.parse(scope, self.name).agenda, block_id)
 
     async def check(self) -> None:
+        """One signed ``getAgendas``: the key, the secret and our clock are accepted."""
         await self.api.call("getAgendas")
 
     async def aclose(self) -> None:
         await self.api.aclose()
-
-
-def _stamps(listing: Listing) -> list[tuple[str, datetime | None, str]]:
-    return [(text(e, "Id"), change_stamp(e), fingerprint(e)) for _, e in listing.elements]
 
 
 def _overlaps(item: Appointment, window: Window) -> bool:
@@ -308,6 +288,22 @@ def _overlaps(item: Appointment, window: Window) -> bool:
     return item.start < window.end and (item.end > window.start or item.start >= window.start)
 
 
-def _same_span(item: Appointment, start: datetime, end: datetime) -> bool:
-    """Compared as instants: same-zone datetimes compare wall times and ignore ``fold``."""
-    return item.start.timestamp() == start.timestamp() and item.end.timestamp() == end.timestamp()
+def from_config(name: str, config: OnlineAfsprakenConfig) -> OnlineAfsprakenProvider:
+    """The account ``[providers.NAME]`` describes, with its own HTTP client (closed by
+    ``aclose``) timing out after the configured ``timeout`` per request."""
+    return OnlineAfsprakenProvider(
+        name,
+        config.base_url,
+        config.api_key.get_secret_value(),
+        config.api_secret.get_secret_value(),
+        timezone=config.timezone,
+        timeout=config.timeout.total_seconds(),
+        title_template=config.title_template,
+        private=config.private,
+        overlap=config.overlap,
+        watch_created=config.watch_created,
+        confirmations=config.confirmations,
+        cancel_remarks=config.cancel_remarks,
+        busy_appointment_type=config.busy_appointment_type,
+        busy_customer=config.busy_customer,
+    )
