@@ -10,17 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from syncd.busy.options import AllDay, address
 from syncd.config.backends import CalendarConfig, ProviderConfig
 from syncd.config.types import (
     Duration,
     FeedToken,
     IdText,
     PositiveDuration,
+    Secret,
     Section,
     SyncName,
     TableName,
@@ -61,6 +71,8 @@ class ServerConfig(Section):
 
     listen: str = "127.0.0.1:8765"
     public_url: str = ""
+    status_user: str = ""
+    status_password: Secret | None = None
 
     @field_validator("listen")
     @classmethod
@@ -82,6 +94,17 @@ class ServerConfig(Section):
         if not secure or not parts.hostname:
             raise problem('must be an https URL, e.g. "https://syncd.example.org"')
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Self:
+        if (self.status_password is None) != (not self.status_user):
+            raise problem("give status_user and status_password together", key="status_user")
+        return self
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the listener is reachable from this machine only."""
+        return self.host in _LOOPBACK or self.host.startswith("127.")
 
     @property
     def host(self) -> str:
@@ -123,6 +146,9 @@ class SyncConfig(Section):
     max_delete_share: float = Field(default=0.5, gt=0, le=1)
     delete_guard_min: int = Field(default=5, ge=1)
     busy_from: tuple[str, ...] = ()
+    busy_all_day: AllDay = AllDay.BLOCK
+    busy_label: str = Field(default="", max_length=100)
+    busy_owner: tuple[str, ...] = ()
     enabled: bool = True
 
     @field_validator("calendars", "busy_from")
@@ -132,6 +158,14 @@ class SyncConfig(Section):
         if repeated:
             raise problem("lists " + ", ".join(repr(name) for name in repeated) + " twice")
         return value
+
+    @field_validator("busy_owner")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        wrong = [item for item in value if "@" not in item]
+        if wrong:
+            raise problem(f"not an e-mail address: {wrong[0]!r}", quote=False)
+        return tuple(address(item) for item in value)
 
     @field_validator("conflict")
     @classmethod
@@ -182,6 +216,7 @@ class FeedConfig(Section):
     privacy: Privacy = Privacy.FULL
     staff: str = ""
     resource: str = ""
+    keep_cancelled: PositiveDuration = timedelta(days=14)
 
 
 class Config(Section):
