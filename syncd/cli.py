@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
-        if name != "demo":
+        if name not in ("demo", "sandbox"):
             sub.add_argument("-c", "--config", metavar="FILE", help="the config file")
         return sub
 
@@ -51,9 +51,19 @@ def parser() -> argparse.ArgumentParser:
     status = command("status", "per sync: last run, lag, counts, errors, conflicts")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     command("check", "validate the config and try every credential and URL")
-    demo = command("demo", "run on built-in sample data: no account, no server needed")
+    command("run", "the daemon: scheduled syncs, feeds, webhooks, /healthz, /metrics")
+    command("feeds", "print the published feed URLs")
+    sandbox = command("sandbox", "serve a simulated provider API on loopback")
+    sandbox.add_argument("provider", metavar="PROVIDER", help="e.g. onlineafspraken")
+    sandbox.add_argument("--port", type=int, help="port to listen on")
+    sandbox.add_argument("--seed", type=int, help="random seed of the sample data")
+    demo = command("demo", "run the daemon on built-in sample data: no account, no server needed")
     demo.add_argument("--cycles", type=int, default=0, help="stop after N cycles (0: run on)")
     demo.add_argument("--interval", type=float, default=5.0, help="seconds between cycles")
+    demo.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
+    demo.add_argument(
+        "--caldav", metavar="URL", default="", help="also sync into this CalDAV calendar"
+    )
     return top
 
 
@@ -61,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging()
     try:
+        if args.command == "sandbox":  # serves with its own event loop
+            from syncd.commands import sandbox
+
+            return sandbox.main(args.provider, args.port, args.seed)
         return asyncio.run(_dispatch(args))
     except (UserError, StoreError) as err:
         print(f"syncd: {err}", file=sys.stderr)
@@ -70,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
-    from syncd.commands import check, demo, status, sync
+    from syncd.commands import check, demo, feeds, run, status, sync
 
     match args.command:
         case "sync":
@@ -81,8 +95,12 @@ async def _dispatch(args: argparse.Namespace) -> int:
             return status.main(args.config, args.json)
         case "check":
             return await check.main(args.config)
+        case "run":
+            return await run.main(args.config)
+        case "feeds":
+            return feeds.main(args.config)
         case "demo":
-            return await demo.main(args.cycles, args.interval)
+            return await demo.main(args.cycles, args.interval, args.port, args.caldav)
     raise AssertionError(args.command)  # pragma: no cover
 
 

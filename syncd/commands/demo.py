@@ -1,24 +1,34 @@
-"""``syncd demo``: the whole sync on built-in sample data, with no account and no server.
+"""``syncd demo``: the real daemon on built-in sample data, with no account and no server.
 
-A simulated business (the memory provider, seeded with sample appointments) books, moves
-and cancels while syncd keeps a calendar in step, printing each cycle's changes. The state
-database ``syncd-demo.db`` in the current directory is started afresh each time, because
-the simulated business and calendar live only as long as the process.
+A simulated business (the memory provider, seeded with sample appointments) books, moves and
+cancels every ``interval`` seconds while the daemon keeps a calendar in step, publishes a
+feed and serves the status page on 127.0.0.1, exactly as ``syncd run`` would. Given a CalDAV
+URL (``--caldav https://user:password@host/path/``) it writes to that calendar too.
+
+The state database ``syncd-demo.db`` in the current directory is started afresh each time,
+because the simulated business and calendar live only as long as the process. The feed
+token is made anew each time as well.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import secrets
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import SecretStr
 
 from syncd.commands.sync import summary
-from syncd.config import embedded_default_config
+from syncd.config import CalDAVCalendarConfig, Config, FeedConfig, embedded_default_config
+from syncd.daemon.service import Daemon
+from syncd.errors import UserError
 from syncd.log import configure_logging
 from syncd.providers.memory import MemoryProvider
-from syncd.reconcile.cycle import run_cycle
-from syncd.runtime import Runtime, open_store
+from syncd.reconcile.cycle import Result
 
 
 def _fresh_database(url: str) -> None:
@@ -48,27 +58,67 @@ def business_day(provider: MemoryProvider, rng: random.Random) -> str:
     return f"business cancelled {picked.native_id}"
 
 
-async def main(cycles: int, interval: float) -> int:
-    config = embedded_default_config()
+def caldav_calendar(url: str) -> CalDAVCalendarConfig:
+    """A CalDAV calendar from ``https://user:password@host/path/`` (credentials optional)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError("--caldav must be an http(s) URL of a calendar collection")
+    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    password = SecretStr(parts.password) if parts.password else None
+    return CalDAVCalendarConfig(
+        url=urlunsplit(parts._replace(netloc=netloc)),
+        username=parts.username or "",
+        password=password,
+    )
+
+
+def demo_config(interval: float, caldav: str = "") -> Config:
+    """The embedded config, syncing every ``interval`` seconds, with one feed per sync."""
+    base = embedded_default_config()
+    calendars = dict(base.calendars)
+    extra: tuple[str, ...] = ()
+    if caldav:
+        calendars["caldav"] = caldav_calendar(caldav)
+        extra = ("caldav",)
+    every = timedelta(seconds=interval)
+    syncs = tuple(
+        s.model_copy(update={"interval": every, "calendars": s.calendars + extra})
+        for s in base.syncs
+    )
+    feeds = {s.name: FeedConfig(sync=s.name, token=secrets.token_urlsafe(24)) for s in syncs}
+    return base.model_copy(update={"calendars": calendars, "syncs": syncs, "feeds": feeds})
+
+
+async def main(cycles: int, interval: float, port: int = 8765, caldav: str = "") -> int:
+    """Run until Ctrl-C, or until every sync has run ``cycles`` times (0: run on)."""
+    config = demo_config(interval, caldav)
     configure_logging(config.log.level, config.log.format, secrets=config.secrets())
     _fresh_database(config.store.url)
-    store = open_store(config)
-    runtime = Runtime.build(config)
+    daemon = Daemon(config, port=port)
+    runs: Counter[str] = Counter()
     rng = random.Random(1)
-    print(f"syncd demo: {len(runtime.syncs)} sync(s) on sample data; Ctrl-C stops")
-    done = 0
-    try:
+
+    def ran(name: str, result: Result | None) -> None:
+        runs[name] += 1
+        print(f"cycle {runs[name]}: {name}: {summary(result) if result else 'failed'}", flush=True)
+        if cycles and all(runs[s] >= cycles for s in daemon.runner.syncs):
+            daemon.stop_requested.set()
+
+    async def business() -> None:
         while True:
-            for sync in runtime.syncs:
-                result = await run_cycle(store, sync)
-                print(f"cycle {done + 1}: {sync.name}: {summary(result)}")
-            done += 1
-            if cycles and done >= cycles:
-                return 0
             await asyncio.sleep(interval)
-            for provider in runtime.providers.values():
+            for provider in daemon.runtime.providers.values():
                 if isinstance(provider, MemoryProvider):
-                    print(business_day(provider, rng))
-    finally:
-        await runtime.aclose()
-        store.close()
+                    print(business_day(provider, rng), flush=True)
+
+    def started(daemon: Daemon) -> None:
+        daemon.runner.listeners.append(ran)
+        url = daemon.web.url
+        print(f"syncd demo: {len(daemon.runner.syncs)} sync(s) on sample data; Ctrl-C stops")
+        print(f"  status page: {url}/")
+        for name, feed in config.feeds.items():
+            print(f"  feed {name}: {url}/feeds/{feed.token.get_secret_value()}.ics")
+        print(f"  health: {url}/healthz  metrics: {url}/metrics", flush=True)
+        daemon.spawn(business())
+
+    return await daemon.serve(started)
