@@ -1,0 +1,87 @@
+"""The commands around the daemon: ``demo``, ``feeds`` and ``sandbox``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from syncd.cli import main
+from syncd.commands import sandbox
+from tests.daemon_kit import BUSY_TOKEN, TOKEN, memory_config, syncd_command
+
+
+@pytest.mark.slow
+def test_demo_runs_the_daemon_prints_its_urls_and_stops_after_its_cycles(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run(
+        syncd_command("demo", "--cycles", "3", "--interval", "0.3", "--port", "0"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.search(r"status page: http://127\.0\.0\.1:\d+/\n", out)
+    assert re.search(r"feed demo: http://127\.0\.0\.1:\d+/feeds/[A-Za-z0-9_-]{22,}\.ics\n", out)
+    assert re.search(r"cycle 1: demo: 25 created", out)
+    assert "cycle 3: demo:" in out
+    assert re.search(r"business (booked|moved|cancelled) \d+", out)
+    assert (tmp_path / "syncd-demo.db").exists()
+
+
+def test_feeds_prints_each_url_under_the_public_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    text = memory_config(tmp_path / "state.db")
+    config.write_text(text)
+    assert main(["feeds", "-c", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert f"all (sync shop, full): http://127.0.0.1:8765/feeds/{TOKEN}.ics" in out
+    assert f"busy (sync shop, busy): http://127.0.0.1:8765/feeds/{BUSY_TOKEN}.ics" in out
+    assert "public_url is not set" in err
+    config.write_text(
+        text.replace(
+            'listen = "127.0.0.1:8765"',
+            'listen = "127.0.0.1:8765"\npublic_url = "https://cal.example.org/"',
+        )
+    )
+    assert main(["feeds", "-c", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert f"https://cal.example.org/feeds/{TOKEN}.ics" in out
+    assert not err
+
+
+def test_sandbox_names_the_ones_it_has(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", "nosuch"]) == 2
+    assert "no sandbox for provider 'nosuch'; sandboxes: onlineafspraken" in capsys.readouterr().err
+    assert main(["sandbox", "memory"]) == 2
+    assert "runs inside syncd" in capsys.readouterr().err
+
+
+def test_a_sandbox_is_found_by_name_and_given_what_it_takes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[dict[str, int]] = []
+
+    def serve(port: int = 1, seed: int = 2) -> None:
+        calls.append({"port": port, "seed": seed})
+
+    def portless() -> None:
+        calls.append({})
+
+    monkeypatch.setitem(sandbox.SANDBOXES, "fake", f"{__name__}:_serve")
+    monkeypatch.setattr(f"{__name__}._serve", serve, raising=False)
+    assert main(["sandbox", "fake", "--port", "9000"]) == 0
+    assert calls == [{"port": 9000, "seed": 2}]
+    monkeypatch.setattr(f"{__name__}._serve", portless, raising=False)
+    assert main(["sandbox", "fake", "--seed", "4"]) == 2
+    assert "does not take --seed" in capsys.readouterr().err
+    monkeypatch.setitem(sandbox.SANDBOXES, "gone", "syncd.sandbox.nothing_here:main")
+    assert main(["sandbox", "gone"]) == 2
+    assert "not available in this version" in capsys.readouterr().err
