@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from xml.etree.ElementTree import Element, SubElement
+from xml.etree.ElementTree import Element, SubElement, fromstring
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +16,7 @@ from syncd.providers.oa_mapping import (
     Names,
     Reading,
     TitleTemplate,
+    fingerprint,
     localize,
     parse_wall,
     read_appointment,
@@ -57,6 +58,33 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
 def test_impossible_or_empty_times_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"empty|impossible"):
         parse_wall(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "wall"),
+    [
+        ("2031-03-02 08:05:09", datetime(2031, 3, 2, 8, 5, 9)),
+        (" 2031-03-02 08:05 ", datetime(2031, 3, 2, 8, 5)),
+        ("2031-03-02T08:05:09", datetime(2031, 3, 2, 8, 5, 9)),
+        ("2031-3-2 8:05:09", datetime(2031, 3, 2, 8, 5, 9)),  # unpadded, as strptime reads
+    ],
+)
+def test_every_documented_shape_of_a_wall_time_is_read(text: str, wall: datetime) -> None:
+    assert parse_wall(text) == wall
+
+
+def test_a_fingerprint_changes_with_any_tag_attribute_or_text() -> None:
+    base = "<Appointment><Id>7</Id><Name>Jan</Name><Status>1</Status></Appointment>"
+    variants = [
+        base.replace("Jan", "Jan "),
+        base.replace("<Status>1</Status>", "<Status>2</Status>"),
+        base.replace("<Name>", '<Name lang="nl">'),
+        base.replace("Name>", "Naam>"),
+        base.replace("<Status>1</Status>", ""),
+    ]
+    prints = {fingerprint(fromstring(text)) for text in [base, *variants]}
+    assert len(prints) == 1 + len(variants)
+    assert fingerprint(fromstring(base)) == fingerprint(fromstring(base))
 
 
 def test_both_sides_of_dst_read_with_their_own_offset() -> None:

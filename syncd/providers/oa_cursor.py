@@ -80,8 +80,10 @@ class Watermark:
     def param(self) -> str:
         return self.after.strftime(WALL_FORMAT)
 
-    def already_reported(self, native_id: str, fingerprint: str) -> bool:
-        return self.seen.get(native_id) == fingerprint
+    def already_reported(self, native_id: str, element: Element) -> bool:
+        """Whether this very version of the item was reported by an earlier pull."""
+        reported = self.seen.get(native_id)
+        return reported is not None and reported == fingerprint(element)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,20 +105,24 @@ def server_time(date: str, timestamp: int | None, fallback: float, zone: ZoneInf
     return ServerTime(wall, stamp)
 
 
-def stamps(elements: Iterable[tuple[int, Element]]) -> list[tuple[str, datetime | None, str]]:
-    """(native id, change time, fingerprint) of listed elements, for ``next_watermark``."""
-    return [(text(e, "Id"), change_stamp(e), fingerprint(e)) for _, e in elements]
+Stamped = tuple[str, datetime | None, Element]
+
+
+def stamps(elements: Iterable[tuple[int, Element]]) -> list[Stamped]:
+    """(native id, change time, element) of listed elements, for ``next_watermark``."""
+    return [(text(e, "Id"), change_stamp(e), e) for _, e in elements]
 
 
 def next_watermark(
     previous: Watermark | None,
-    stamped: Iterable[tuple[str, datetime | None, str]],
+    stamped: Iterable[Stamped],
     server: ServerTime,
     overlap: timedelta,
     zone: ZoneInfo,
 ) -> Watermark:
-    """The watermark after a pull that saw ``stamped`` (native id, change time, fingerprint);
-    ``previous`` is ``None`` after a full pull. The rules are in the module text."""
+    """The watermark after a pull that saw ``stamped`` (native id, change time, element);
+    ``previous`` is ``None`` after a full pull. The rules are in the module text. Only the
+    items stamped after the new watermark are fingerprinted: usually none or a few."""
     items = list(stamped)
     newest = max((stamp for _, stamp, _ in items if stamp is not None), default=None)
     ceiling = server.wall - overlap
@@ -127,8 +133,10 @@ def next_watermark(
         if previous is not None:
             after = max(after, previous.after)
     after = _hold_before_repeat(after, server.timestamp, overlap, zone)
-    seen = {nid: fp for nid, stamp, fp in items if stamp is not None and stamp > after}
-    return Watermark(after, seen if len(seen) <= MAX_SEEN else {})
+    fresh = [(nid, e) for nid, stamp, e in items if stamp is not None and stamp > after]
+    if len(fresh) > MAX_SEEN:
+        return Watermark(after)
+    return Watermark(after, {nid: fingerprint(e) for nid, e in fresh})
 
 
 def check_not_ahead(previous: Watermark, server: ServerTime, backend: str) -> None:

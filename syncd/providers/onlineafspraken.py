@@ -50,7 +50,6 @@ from syncd.providers.oa_envelope import Reply
 from syncd.providers.oa_mapping import (
     Reading,
     TitleTemplate,
-    fingerprint,
     read_appointment,
     text,
 )
@@ -147,7 +146,7 @@ class OnlineAfsprakenProvider(Provider):
         fresh = [
             (pos, e)
             for pos, e in listing.elements
-            if not previous.already_reported(text(e, "Id"), fingerprint(e))
+            if not previous.already_reported(text(e, "Id"), e)
         ]
         items = await self._read(fresh, listing)
         mark = next_watermark(previous, stamps(listing.elements), server, self.overlap, self.zone)
