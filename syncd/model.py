@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -91,15 +91,27 @@ class Appointment:
         return replace(self, start=start, end=end)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict that ``from_json`` turns back into an equal appointment."""
-        data = asdict(self)
-        data["start"] = self.start.isoformat()
-        data["end"] = self.end.isoformat()
-        data["tz"] = zone_name(self.start)
-        data["updated"] = self.updated.isoformat() if self.updated else None
-        data["status"] = self.status.value
-        data["extra"] = [list(pair) for pair in self.extra]
-        return data
+        """A JSON-ready dict that ``from_json`` turns back into an equal appointment.
+
+        Built field by field rather than with ``dataclasses.asdict``, which deep-copies every
+        value and was the largest cost of a first sync.
+        """
+        return {
+            "account": self.account,
+            "native_id": self.native_id,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "tz": zone_name(self.start),
+            "title": self.title,
+            "notes": self.notes,
+            "location": self.location,
+            "status": self.status.value,
+            "customer": self.customer,
+            "staff": self.staff,
+            "resource": self.resource,
+            "updated": self.updated.isoformat() if self.updated else None,
+            "extra": [list(pair) for pair in self.extra],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Appointment:

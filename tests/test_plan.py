@@ -114,11 +114,11 @@ def kinds(actions: list[object]) -> list[type]:
     return [type(a) for a in actions]
 
 
-def test_new_appointment_is_remembered_and_created() -> None:
+def test_new_appointment_is_created_and_recorded_by_the_put() -> None:
     a = appt()
     actions = run(ONE_WAY, {}, {"1": a})
-    assert kinds(actions) == [Remember, PutEvent]
-    put = actions[1]
+    assert kinds(actions) == [PutEvent]
+    put = actions[0]
     assert isinstance(put, PutEvent)
     assert put.target.href == ""
     assert put.appointment == a

@@ -116,7 +116,9 @@ class Applier:
                 )
                 self.store.commit(self.sync, done)
                 done = []
-                self.store.fail(entry_id, message)
+                # The appointment's stored base is marked stale, so the next full scan (or its
+                # next change) plans it again instead of taking the failed write as agreed.
+                self.store.fail(entry_id, message, stale=action.native_id)
                 outcome.failed.append((action.native_id, message))
                 continue
             done.append((entry_id, change))

@@ -191,8 +191,7 @@ class _Merge:
                 out.append(PutEvent(native_id, a, target, "adopt"))
             else:
                 out.append(PutEvent(native_id, a, Target(cal), "new"))
-        out.insert(0, Remember(native_id, a))
-        return out
+        return _recorded(native_id, a, out)
 
     def _provider_deleted(
         self, native_id: str, rec: Record | None, bs: Mapping[str, Side]
@@ -246,7 +245,7 @@ class _Merge:
     def _push(
         self, native_id: str, shown: Appointment, rec: Record, bs: Mapping[str, Side], why: str
     ) -> list[Action]:
-        out: list[Action] = [Remember(native_id, shown)]
+        out: list[Action] = []
         for t in self._targets(rec, shown, bs):
             if t.unlink:
                 out.append(Unlink(native_id, t.calendar))
@@ -254,7 +253,7 @@ class _Merge:
                 out.append(DeleteEvent(native_id, t, "cancelled at the provider"))
             else:
                 out.append(PutEvent(native_id, shown, t, why))
-        return out
+        return _recorded(native_id, shown, out)
 
     def _calendar_changed(
         self,
@@ -319,6 +318,15 @@ class _Merge:
         if skip:
             targets.append(Target(source, unlink=True))
         return [WriteBack(native_id, operation, current, expected, source, tuple(targets))]
+
+
+def _recorded(native_id: str, appointment: Appointment, actions: list[Action]) -> list[Action]:
+    """Make sure the plan records ``appointment`` as agreed. A ``PutEvent`` records it when it
+    succeeds, and only then: a failed write must leave the old version as the base, so the
+    change is tried again. Without one, a ``Remember`` records it up front."""
+    if any(isinstance(action, PutEvent) for action in actions):
+        return actions
+    return [Remember(native_id, appointment), *actions]
 
 
 def _live(rec: Record, calendar: str) -> Link | None:

@@ -189,13 +189,20 @@ class Store:
                     .values(state="done", updated_at=now)
                 )
 
-    def fail(self, entry_id: int, error: str) -> None:
+    def fail(self, entry_id: int, error: str, stale: str = "") -> None:
+        """Mark an entry failed; with ``stale``, forget that appointment's agreed hash so the
+        engine sees it as changed the next time the provider reports it."""
         with self._tx() as conn:
             conn.execute(
                 update(J)
                 .where(J.c.id == entry_id)
                 .values(state="failed", error=error[:500], updated_at=utcnow())
             )
+            if stale:
+                sync = select(J.c.sync).where(J.c.id == entry_id).scalar_subquery()
+                conn.execute(
+                    update(A).where(A.c.sync == sync, A.c.native_id == stale).values(hash="")
+                )
 
     def abandon_pending(self, sync: str, reason: str) -> int:
         """Mark every pending entry failed (after they were retried and still could not run)."""
