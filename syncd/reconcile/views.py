@@ -49,11 +49,20 @@ def calendar_view(
     changes: CalendarChanges,
     resolve: Callable[[Sequence[str]], dict[str, str]],
     problems: BadItems,
+    etags: Callable[[Sequence[str]], dict[str, str]] | None = None,
 ) -> CalendarView:
-    """``resolve`` maps hrefs to the native ids of the links stored for them."""
+    """``resolve`` maps hrefs to the native ids of the links stored for them; ``etags`` to
+    the etags syncd recorded there. An incremental change at an href whose etag is the one
+    syncd recorded is the echo of its own write and is not even parsed -- the cycle after a
+    large push would otherwise parse every event it just wrote. A complete listing is always
+    read whole: there, an item left out would look deleted."""
     events: dict[str, EventState | EventGone] = {}
     unreadable_hrefs: list[str] = []
-    for item in changes.changed:
+    changed = list(changes.changed)
+    if etags is not None and not changes.complete and changed:
+        ours = etags([item.href for item in changed])
+        changed = [item for item in changed if ours.get(item.href) != item.etag]
+    for item in changed:
         label = f"{calendar}:{item.href}"
         try:
             parsed = parse_event(item.ics, item.href)

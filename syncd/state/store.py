@@ -88,14 +88,27 @@ class Store:
             return int(conn.execute(query).scalar_one())
 
     def native_ids_by_href(self, sync: str, calendar: str, hrefs: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
+        return {
+            href: nid for href, (nid, _etag) in self.links_by_href(sync, calendar, hrefs).items()
+        }
+
+    def etags_by_href(self, sync: str, calendar: str, hrefs: Sequence[str]) -> dict[str, str]:
+        return {
+            href: etag for href, (_nid, etag) in self.links_by_href(sync, calendar, hrefs).items()
+        }
+
+    def links_by_href(
+        self, sync: str, calendar: str, hrefs: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        """(native id, etag) of the links at ``hrefs``, looked up in chunks."""
+        out: dict[str, tuple[str, str]] = {}
         with self._tx() as conn:
             for i in range(0, len(hrefs), _CHUNK):
                 chunk = list(hrefs[i : i + _CHUNK])
-                query = select(L.c.href, L.c.native_id).where(
+                query = select(L.c.href, L.c.native_id, L.c.etag).where(
                     L.c.sync == sync, L.c.calendar == calendar, L.c.href.in_(chunk)
                 )
-                out.update({row.href: row.native_id for row in conn.execute(query)})
+                out.update({row.href: (row.native_id, row.etag) for row in conn.execute(query)})
         return out
 
     def known_etags(self, sync: str, calendar: str) -> dict[str, str]:
