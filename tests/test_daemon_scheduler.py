@@ -67,16 +67,19 @@ async def test_webhook_runs_are_debounced_and_retries_never_postponed(
     assert paused.scheduler.get_job("shop:soon").next_run_time < first
 
 
-async def test_plan_drops_the_jobs_of_syncs_that_went_away(
+async def test_a_replan_starts_new_syncs_at_once_and_drops_the_ones_gone(
     paused: SyncScheduler, tmp_path: Path
 ) -> None:
-    text = memory_config(tmp_path / "x.db").replace('name = "shop"', 'name = "renamed"')
-    text = text.replace('sync = "shop"', 'sync = "renamed"')
-    paused.plan(parse_config(text, environ={}), ["renamed"], first_run=False)
-    assert {job.id for job in paused.scheduler.get_jobs()} == {
-        "renamed:incremental",
-        "renamed:full",
-    }
+    added = '[[syncs]]\nname = "added"\nprovider = "shop"\ncalendars = ["cal"]\n'
+    config = parse_config(memory_config(tmp_path / "x.db", extra=added), environ={})
+    paused.plan(config, ["added", "shop"])
+    jobs = {job.id: job for job in paused.scheduler.get_jobs()}
+    assert set(jobs) == {"added:incremental", "added:full", "shop:incremental", "shop:full"}
+    now = datetime.now(UTC)
+    assert jobs["added:incremental"].next_run_time <= now  # new: runs at once
+    assert jobs["shop:incremental"].next_run_time > now + timedelta(seconds=30)  # kept: later
+    paused.plan(config, ["added"])
+    assert {job.id for job in paused.scheduler.get_jobs()} == {"added:incremental", "added:full"}
 
 
 async def test_the_scheduler_runs_syncs_on_its_own(h: Harness) -> None:

@@ -56,12 +56,19 @@ class SyncScheduler:
     def running(self) -> bool:
         return bool(self.scheduler.state == STATE_RUNNING)
 
-    def plan(self, config: Config, names: Iterable[str], first_run: bool = True) -> None:
-        """(Re)create the jobs of syncs ``names``; jobs of syncs not named are removed."""
+    def plan(self, config: Config, names: Iterable[str]) -> None:
+        """(Re)create the jobs of syncs ``names``; jobs of syncs not named are removed.
+
+        A sync new to the scheduler runs at once; one it already had (a reload) next runs
+        one interval from now, so a reload does not make every sync run at the same moment.
+        """
         wanted = set(names)
         now = datetime.now(UTC)
+        known = set()
         for job in self.scheduler.get_jobs():
-            if job.id.split(":", 1)[0] not in wanted:
+            name = job.id.split(":", 1)[0]
+            known.add(name)
+            if name not in wanted:
                 job.remove()
         self.accounts = {}
         for name in sorted(wanted):
@@ -76,7 +83,7 @@ class SyncScheduler:
                 id=f"{name}:incremental",
                 name=f"{name} incremental",
                 replace_existing=True,
-                next_run_time=now if first_run else now + timedelta(seconds=every),
+                next_run_time=now + timedelta(seconds=every) if name in known else now,
             )
             self.scheduler.add_job(
                 self.runner.run,

@@ -205,7 +205,7 @@ class Daemon:
             old = self.runtime
             self.runner.use(runtime.syncs, feeds)
             self.runtime, self.feeds, self.config = runtime, feeds, new
-            self.scheduler.plan(new, self.runner.syncs, first_run=False)
+            self.scheduler.plan(new, self.runner.syncs)
             ctx = self.context
             ctx.config, ctx.feeds, ctx.providers = new, feeds, runtime.providers
         await old.aclose()
