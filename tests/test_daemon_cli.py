@@ -6,11 +6,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from syncd.cli import main
 from syncd.commands import sandbox
 from tests.daemon_kit import BUSY_TOKEN, TOKEN, memory_config, syncd_command
+from tests.servers import PASSWORD, USER, DavServer
 
 
 @pytest.mark.slow
@@ -32,6 +34,33 @@ def test_demo_runs_the_daemon_prints_its_urls_and_stops_after_its_cycles(
     assert "cycle 3: demo:" in out
     assert re.search(r"business (booked|moved|cancelled) \d+", out)
     assert (tmp_path / "syncd-demo.db").exists()
+
+
+@pytest.mark.slow
+def test_demo_writes_into_a_caldav_calendar_when_given_one(
+    tmp_path: Path, radicale: DavServer
+) -> None:
+    collection = radicale.new_collection()
+    user, password = USER, PASSWORD
+    url = collection.replace("://", f"://{user}:{password}@", 1)
+    result = subprocess.run(
+        syncd_command("demo", "--cycles", "1", "--interval", "2", "--port", "0", "--caldav", url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    # Each appointment goes to the demo's memory calendar and to Radicale: twice.
+    created = re.search(r"cycle 1: demo: (\d+) created", result.stdout)
+    assert created, result.stdout
+    assert password not in result.stdout + result.stderr
+    listing = httpx.request(
+        "PROPFIND", collection, auth=(user, password), headers={"Depth": "1"}, timeout=10
+    )
+    in_radicale = listing.text.count(".ics</")
+    assert in_radicale >= 25  # the sample data, plus what the business booked meanwhile
+    assert int(created[1]) == 2 * in_radicale
 
 
 def test_feeds_prints_each_url_under_the_public_url(
