@@ -16,7 +16,7 @@ from syncd.config import Config, parse_config
 from syncd.daemon.lock import AlreadyRunning, StateLock
 from syncd.daemon.notify import Notifier
 from syncd.daemon.service import Daemon
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, UserError
 from syncd.providers.base import Cursor, Pull, Scope, Window
 from syncd.providers.memory import MemoryProvider
 from tests.daemon_kit import TOKEN, memory_config
@@ -146,3 +146,15 @@ async def test_stop_lets_the_run_in_flight_finish(tmp_path: Path) -> None:
     await stopping
     assert result is not None
     assert result.plan.counts().get("create") == 1
+
+
+async def test_a_failed_start_undoes_what_it_did(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = Daemon(config(tmp_path), port=port)
+        with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await daemon.start()
+    assert not daemon.scheduler.running
+    StateLock.acquire(f"sqlite:///{tmp_path / 'state.db'}").release()  # the lock was let go
