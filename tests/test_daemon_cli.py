@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -114,3 +115,24 @@ def test_a_sandbox_is_found_by_name_and_given_what_it_takes(
     monkeypatch.setitem(sandbox.SANDBOXES, "gone", "syncd.sandbox.nothing_here:main")
     assert main(["sandbox", "gone"]) == 2
     assert "not available in this version" in capsys.readouterr().err
+
+
+def test_demo_takes_a_free_port_when_its_own_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["demo", "--cycles", "1", "--interval", "0", "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "taking a free port instead" in err
+    page = re.search(r"status page: http://127\.0\.0\.1:(\d+)/", out)
+    assert page, out
+    assert int(page[1]) != port
+    cycles = [line for line in out.splitlines() if line.startswith("cycle ")]
+    assert len(cycles) == 1
+    assert cycles[0].startswith("cycle 1: demo: 25 created")

@@ -7,7 +7,8 @@ URL (``--caldav https://user:password@host/path/``) it writes to that calendar t
 
 The state database ``syncd-demo.db`` in the current directory is started afresh each time,
 because the simulated business and calendar live only as long as the process. The feed
-token is made anew each time as well.
+token is made anew each time as well. When the port is taken the demo takes a free one: it
+prints its URLs anyway.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +31,10 @@ from syncd.errors import UserError
 from syncd.log import configure_logging
 from syncd.providers.memory import MemoryProvider
 from syncd.reconcile.cycle import Result
+from syncd.web.server import AddressInUse
+
+#: The fastest the demo goes: ``--interval 0`` means "as fast as is sensible".
+MIN_INTERVAL = 0.1
 
 
 def _fresh_database(url: str) -> None:
@@ -80,7 +86,7 @@ def demo_config(interval: float, caldav: str = "") -> Config:
     if caldav:
         calendars["caldav"] = caldav_calendar(caldav)
         extra = ("caldav",)
-    every = timedelta(seconds=interval)
+    every = timedelta(seconds=max(interval, MIN_INTERVAL))
     syncs = tuple(
         s.model_copy(update={"interval": every, "calendars": s.calendars + extra})
         for s in base.syncs
@@ -94,11 +100,12 @@ async def main(cycles: int, interval: float, port: int = 8765, caldav: str = "")
     config = demo_config(interval, caldav)
     configure_logging(config.log.level, config.log.format, secrets=config.secrets())
     _fresh_database(config.store.url)
-    daemon = Daemon(config, port=port)
     runs: Counter[str] = Counter()
     rng = random.Random(1)
 
     def ran(name: str, result: Result | None) -> None:
+        if cycles and runs[name] >= cycles:
+            return  # a run that started while the demo was stopping
         runs[name] += 1
         print(f"cycle {runs[name]}: {name}: {summary(result) if result else 'failed'}", flush=True)
         if cycles and all(runs[s] >= cycles for s in daemon.runner.syncs):
@@ -106,7 +113,7 @@ async def main(cycles: int, interval: float, port: int = 8765, caldav: str = "")
 
     async def business() -> None:
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(interval, MIN_INTERVAL))
             for provider in daemon.runtime.providers.values():
                 if isinstance(provider, MemoryProvider):
                     print(business_day(provider, rng), flush=True)
@@ -121,4 +128,12 @@ async def main(cycles: int, interval: float, port: int = 8765, caldav: str = "")
         print(f"  health: {url}/healthz  metrics: {url}/metrics", flush=True)
         daemon.spawn(business())
 
+    daemon = Daemon(config, port=port)
+    try:
+        return await daemon.serve(started)
+    except AddressInUse as err:
+        if port == 0:
+            raise
+        print(f"syncd demo: {err}; taking a free port instead", file=sys.stderr)
+    daemon = Daemon(config, port=0)
     return await daemon.serve(started)

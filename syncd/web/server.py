@@ -25,6 +25,10 @@ from syncd.errors import UserError
 GRACE = 2.0
 
 
+class AddressInUse(UserError):
+    """The listen address is taken (or not ours to take)."""
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -33,7 +37,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as err:
         sock.close()
-        raise UserError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+        raise AddressInUse(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     sock.set_inheritable(True)
     return sock
 
