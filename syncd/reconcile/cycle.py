@@ -11,6 +11,10 @@ The order is the crash-safety argument:
 
 An idle cycle costs one pull per provider scope and one ``changes`` call per calendar, and
 touches no per-appointment state: no records are loaded unless something changed.
+
+A sync with busy sources then runs the busy step (``syncd.busy.step``), with the same order
+and one ``changes`` call per source calendar when idle. It comes after the appointments are
+committed, so a busy source that is down never holds bookings back.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from syncd.busy.options import BusyOptions
+from syncd.busy.step import BusyReport, BusyStep
 from syncd.calendars.base import Calendar, CalendarCapability, CalendarChanges
 from syncd.errors import TokenExpired
 from syncd.providers.base import Capability, Provider, Pull, Scope, Window
@@ -38,7 +44,11 @@ log = structlog.get_logger("syncd.cycle")
 
 @dataclass(frozen=True, slots=True)
 class Sync:
-    """Everything one cycle needs: the policy, the backends and how to render."""
+    """Everything one cycle needs: the policy, the backends and how to render.
+
+    ``busy_from`` are the calendars whose events block time at the provider, read as
+    ``busy`` says; they need a provider with ``Capability.BUSY_BLOCKS``.
+    """
 
     policy: Policy
     provider: Provider
@@ -47,6 +57,15 @@ class Sync:
     scope: Scope = field(default_factory=dict)
     window_past: timedelta = timedelta(days=30)
     window_future: timedelta = timedelta(days=365)
+    busy_from: Mapping[str, Calendar] = field(default_factory=dict)
+    busy: BusyOptions = field(default_factory=BusyOptions)
+
+    def __post_init__(self) -> None:
+        if self.busy_from and Capability.BUSY_BLOCKS not in self.provider.capabilities:
+            raise ValueError(
+                f"sync {self.name}: busy_from needs a provider with busy blocks, "
+                f"and {self.provider.name} has none"
+            )
 
     @property
     def name(self) -> str:
@@ -61,10 +80,14 @@ class Result:
     outcome: Outcome = field(default_factory=Outcome)
     error: str = ""
     requests: int = 0
+    busy: BusyReport = field(default_factory=BusyReport)
 
     @property
     def lines(self) -> list[str]:
-        return [describe(action) for action in self.plan.actions]
+        return [describe(action) for action in self.plan.actions] + self.busy.lines
+
+    def counts(self) -> dict[str, int]:
+        return self.plan.counts() | self.busy.counts()
 
 
 def provider_scope(sync: str) -> str:
@@ -94,13 +117,9 @@ async def run_cycle(
     except Exception as err:
         result.status = "failed"
         result.error = f"{type(err).__name__}: {err}"
-        history.finish_run(
-            store.engine, run_id, utcnow(), "failed", result.plan.counts(), result.error
-        )
+        history.finish_run(store.engine, run_id, utcnow(), "failed", result.counts(), result.error)
         raise
-    history.finish_run(
-        store.engine, run_id, utcnow(), result.status, result.plan.counts(), result.error
-    )
+    history.finish_run(store.engine, run_id, utcnow(), result.status, result.counts(), result.error)
     return result
 
 
@@ -122,6 +141,9 @@ async def _cycle(
             resumed = await applier.run(leftover)
             if resumed.stopped is not None:
                 raise resumed.stopped
+    busy = _busy_step(store, sync)
+    if busy is not None and not dry_run:
+        await busy.resume()
     moment = now or datetime.now().astimezone()
     window = Window(moment - sync.window_past, moment + sync.window_future)
     problems = BadItems()
@@ -151,21 +173,35 @@ async def _cycle(
     if result.plan.refused:
         result.status, result.error = "refused", f"mass-delete guard: {result.plan.refused}"
         log.warning("plan refused", sync=sync.name, reason=result.plan.refused)
-        return
-    if dry_run:
+    elif dry_run:
         result.status = "dry-run"
-        return
-    entries = list(
-        zip(store.journal(sync.name, run_id, result.plan.actions), result.plan.actions, strict=True)
-    )
-    result.outcome = await applier.run(entries)
-    if result.outcome.stopped is not None:
-        raise result.outcome.stopped
-    store.save_cursors(sync.name, cursors)
-    store.record_item_errors(sync.name, problems.bad)
-    if problems.ok:
-        store.clear_item_errors(sync.name, problems.ok)
-    store.prune_journal(sync.name)
+    else:
+        entries = list(
+            zip(
+                store.journal(sync.name, run_id, result.plan.actions),
+                result.plan.actions,
+                strict=True,
+            )
+        )
+        result.outcome = await applier.run(entries)
+        if result.outcome.stopped is not None:
+            raise result.outcome.stopped
+        store.save_cursors(sync.name, cursors)
+        store.record_item_errors(sync.name, problems.bad)
+        if problems.ok:
+            store.clear_item_errors(sync.name, problems.ok)
+        store.prune_journal(sync.name)
+    if busy is not None:
+        # Busy time is for bookings still to come: the window starts now, not in the past.
+        ahead = Window(moment, window.end)
+        await busy.run(ahead, full=full, dry_run=dry_run, run_id=run_id, report=result.busy)
+        result.requests += result.busy.requests
+
+
+def _busy_step(store: Store, sync: Sync) -> BusyStep | None:
+    if not sync.busy_from:
+        return None
+    return BusyStep(store, sync.name, sync.provider, sync.scope, sync.busy_from, sync.busy)
 
 
 def _plan(

@@ -117,3 +117,22 @@ class RunRow(SQLModel, table=True):
     status: str = "running"  # running | ok | failed | refused | dry-run
     counts: str = "{}"
     error: str = ""
+
+
+class BusyLinkRow(SQLModel, table=True):
+    """One busy block syncd placed at the provider, and the source event occurrence it stands
+    for. ``key`` is ``BusyBlock.key`` (calendar/uid/recurrence-id); ``href`` is where the source
+    event lives, so a deleted event finds its blocks; ``end`` (UTC) lets a block that slid out
+    of the past end of the window be forgotten instead of removed."""
+
+    __tablename__ = "busy_links"
+    __table_args__ = (Index("ix_busy_links_href", "sync", "calendar", "href"),)
+
+    sync: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    calendar: str
+    href: str
+    native_id: str  # the provider's id, as add_busy returned it
+    block_hash: str
+    end: datetime
+    updated_at: datetime
