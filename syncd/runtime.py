@@ -2,6 +2,9 @@
 
 Commands and the daemon build the same objects the same way: one provider object per
 account and one calendar object per calendar, shared by every sync that names them.
+
+A sync whose provider cannot hold busy blocks keeps its appointments in step but gets no
+busy sources; a warning naming the sync says so each time the config is built.
 """
 
 from __future__ import annotations
@@ -9,15 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import structlog
+
 from syncd.backends import build_calendar, build_provider
+from syncd.busy.options import BusyOptions
 from syncd.calendars.base import Calendar
-from syncd.config import Config, SyncConfig
+from syncd.config import CalDAVCalendarConfig, Config, SyncConfig
 from syncd.errors import UserError
 from syncd.ical import RenderOptions
-from syncd.providers.base import Provider
+from syncd.providers.base import Capability, Provider
 from syncd.reconcile.cycle import Sync
 from syncd.reconcile.render import SyncRenderer
 from syncd.state.store import Store
+
+log = structlog.get_logger("syncd.runtime")
 
 
 def open_store(config: Config) -> Store:
@@ -66,14 +74,42 @@ class Runtime:
 
     def _sync(self, sync: SyncConfig, allow_mass_delete: bool) -> Sync:
         options = RenderOptions(sync=sync.name, privacy=sync.privacy, title=sync.title)
+        provider = self._provider(sync.provider)
+        busy_from = {name: self._calendar(name) for name in sync.busy_from}
+        if busy_from and Capability.BUSY_BLOCKS not in provider.capabilities:
+            log.warning(
+                "busy_from ignored: the provider cannot block time",
+                sync=sync.name,
+                provider=sync.provider,
+                kind=self.config.providers[sync.provider].kind,
+            )
+            busy_from = {}
         return Sync(
             policy=sync.policy(allow_mass_delete),
-            provider=self._provider(sync.provider),
+            provider=provider,
             calendars={name: self._calendar(name) for name in sync.calendars},
             renderer=SyncRenderer(sync.provider, options),
             scope=dict(sync.scope),
             window_past=sync.window_past,
             window_future=sync.window_future,
+            busy_from=busy_from,
+            busy=self._busy_options(sync),
+        )
+
+    def _busy_options(self, sync: SyncConfig) -> BusyOptions:
+        """The sync's busy settings; without ``busy_owner`` the owners are the CalDAV
+        usernames of its busy sources that are addresses (most servers log in by e-mail)."""
+        owners = set(sync.busy_owner)
+        if not owners:
+            for name in sync.busy_from:
+                calendar = self.config.calendars[name]
+                if isinstance(calendar, CalDAVCalendarConfig) and "@" in calendar.username:
+                    owners.add(calendar.username)
+        return BusyOptions(
+            all_day=sync.busy_all_day,
+            label=sync.busy_label,
+            owners=frozenset(owners),
+            zone=self.config.providers[sync.provider].timezone,
         )
 
     async def aclose(self) -> None:

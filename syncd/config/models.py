@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.busy.options import AllDay, address
 from syncd.config.backends import CalendarConfig, ProviderConfig
 from syncd.config.types import (
     Duration,
@@ -145,6 +146,9 @@ class SyncConfig(Section):
     max_delete_share: float = Field(default=0.5, gt=0, le=1)
     delete_guard_min: int = Field(default=5, ge=1)
     busy_from: tuple[str, ...] = ()
+    busy_all_day: AllDay = AllDay.BLOCK
+    busy_label: str = Field(default="", max_length=100)
+    busy_owner: tuple[str, ...] = ()
     enabled: bool = True
 
     @field_validator("calendars", "busy_from")
@@ -154,6 +158,14 @@ class SyncConfig(Section):
         if repeated:
             raise problem("lists " + ", ".join(repr(name) for name in repeated) + " twice")
         return value
+
+    @field_validator("busy_owner")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        wrong = [item for item in value if "@" not in item]
+        if wrong:
+            raise problem(f"not an e-mail address: {wrong[0]!r}", quote=False)
+        return tuple(address(item) for item in value)
 
     @field_validator("conflict")
     @classmethod
