@@ -9,7 +9,6 @@ them and keeps them as the last agreed version, so they must not change under it
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -56,6 +55,7 @@ class Appointment:
     resource: str = ""
     updated: datetime | None = None
     extra: tuple[tuple[str, str], ...] = ()
+    _hash: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.native_id:
@@ -78,14 +78,30 @@ class Appointment:
 
         Two reads of an unchanged appointment give the same hash even when the provider
         reports a different offset for the same instant, so polling never causes writes.
+        Computed once per object: the engine asks for it in plan, apply and commit.
         """
-        data = self.to_json()
-        data.pop("updated")
-        for key in ("start", "end"):
-            data[key] = _utc_iso(getattr(self, key))
-        data["tz"] = zone_name(self.start)
-        raw = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(raw.encode()).hexdigest()
+        if self._hash:
+            return self._hash
+        start, end = self.start.astimezone(UTC), self.end.astimezone(UTC)
+        parts = [
+            self.account,
+            self.native_id,
+            start.isoformat(),
+            end.isoformat(),
+            zone_name(self.start),
+            self.title,
+            self.notes,
+            self.location,
+            self.status.value,
+            self.customer,
+            self.staff,
+            self.resource,
+            *(f"{key}={value}" for key, value in self.extra),
+        ]
+        # Unit separators cannot be confused with text inside a field.
+        digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+        object.__setattr__(self, "_hash", digest)
+        return digest
 
     def moved(self, start: datetime, end: datetime) -> Appointment:
         return replace(self, start=start, end=end)
@@ -193,10 +209,6 @@ def zone_name(value: datetime) -> str:
     if isinstance(tz, ZoneInfo):
         return tz.key
     return "UTC"
-
-
-def _utc_iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
 
 
 def _parse(text: str, zone: ZoneInfo | None) -> datetime:
