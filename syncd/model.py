@@ -64,6 +64,8 @@ class Appointment:
         require_aware("end", self.end)
         if self.updated is not None:
             require_aware("updated", self.updated)
+            # Kept in UTC: a time in a repeated hour would not survive a JSON round trip.
+            object.__setattr__(self, "updated", self.updated.astimezone(UTC))
         # Compare instants: two times in one zone compare by wall clock and ignore ``fold``,
         # which is wrong inside the repeated autumn hour.
         if self.end.astimezone(UTC) < self.start.astimezone(UTC):

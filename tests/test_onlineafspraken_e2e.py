@@ -255,8 +255,8 @@ async def test_bad_replies_and_bad_items_are_named_and_lose_nothing(
         k: v for k, v in before.items() if k != str(good.id)
     }, "nothing stored was changed or lost"
 
-    # A full scan with the same damage deletes nothing either. (Without the nameless item:
-    # see the xfail test below.)
+    # A full scan with the same damage deletes nothing either. (The nameless item has a test
+    # of its own below.)
     nameless.overrides.clear()
     scan = await world.cycle(sync, full=True)
     assert scan.plan.counts().get("delete", 0) == 0
@@ -275,11 +275,6 @@ async def test_bad_replies_and_bad_items_are_named_and_lose_nothing(
     assert repaired[str(missing.id)][0] == local(missing.start)
 
 
-@pytest.mark.xfail(
-    reason="syncd/reconcile/cycle.py _pull rebuilds a scan's Pull with complete=True, "
-    "dropping the provider's complete=False for a listing holding an item without an Id",
-    strict=True,
-)
 async def test_a_full_scan_holding_an_item_without_an_id_deletes_nothing(
     world: World, calendars: list[Calendar]
 ) -> None:

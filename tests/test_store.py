@@ -190,14 +190,6 @@ def test_failed_migration_step_leaves_the_version_alone(store: Store) -> None:
     assert schema_version(store.engine) == SCHEMA_VERSION
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StoreError,
-    reason="pysqlite emits no BEGIN before DDL, so on SQLite a migration is not one "
-    "transaction: the ALTER of a step before a failing one stays, the version does not "
-    "move, and the retry fails with 'duplicate column name'. Fix: isolation_level=None on "
-    "connect and an explicit BEGIN in a 'begin' event (SQLAlchemy's pysqlite docs)",
-)
 def test_failed_migration_can_be_retried(store: Store) -> None:
     v1, v2 = SCHEMA_VERSION + 1, SCHEMA_VERSION + 2
     steps = {v1: _add_column("links", "x", []), v2: _broken}
@@ -312,12 +304,6 @@ def test_action_json_round_trip(action: Action) -> None:
     assert from_json(to_json(action)) == action
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Appointment.from_json reads `updated` back with a fixed offset; a time in a "
-    "repeated hour of a named zone then never compares equal (PEP 495), breaking the "
-    "'from_json reads it back equal' promise. Fix: keep `updated` in UTC in __post_init__",
-)
 def test_updated_in_a_repeated_hour_round_trips_equal() -> None:
     updated = datetime(2026, 10, 25, 2, 30, tzinfo=AMS, fold=1)
     action = Remember("n1", replace(appointment("n1"), updated=updated))

@@ -19,9 +19,10 @@ committed, so a busy source that is down never holds bookings back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 
@@ -161,10 +162,14 @@ async def _cycle(
             {"token": changes.token} if changes.token else None
         )
 
-        def resolve(hrefs: Sequence[str], cal: str = name) -> dict[str, str]:
-            return store.native_ids_by_href(sync.name, cal, hrefs)
-
-        cviews[name] = calendar_view(sync.name, name, changes, resolve, problems)
+        cviews[name] = calendar_view(
+            sync.name,
+            name,
+            changes,
+            partial(store.native_ids_by_href, sync.name, name),
+            problems,
+            etags=partial(store.etags_by_href, sync.name, name),
+        )
 
     result.plan = _plan(store, sync, pview, cviews)
     result.plan.bad_items = problems.bad
@@ -225,7 +230,7 @@ async def _pull(store: Store, sync: Sync, window: Window, full: bool) -> Pull:
         cursor = store.cursor(provider_scope(sync.name))
         # A scan finds deletes; it does not replace the incremental cursor unless none exists.
         if cursor is not None:
-            return Pull(scanned.items, cursor, True, scanned.window, scanned.requests)
+            return Pull(scanned.items, cursor, scanned.complete, scanned.window, scanned.requests)
         return scanned
     cursor = None if full else store.cursor(provider_scope(sync.name))
     try:

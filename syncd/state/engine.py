@@ -35,18 +35,29 @@ def make_engine(url: str, busy_timeout: float = 5.0) -> Engine:
             engine = create_engine(url, pool_pre_ping=True)
     except (ArgumentError, ModuleNotFoundError) as err:
         raise StoreError(f"cannot use store url {url!r}: {err}") from err
-    migrate(engine)
+    try:
+        migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
 def _sqlite_pragmas(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, say where transactions begin: pysqlite sends no
+        # BEGIN before DDL, which would leave half a migration behind when a step fails.
+        dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
 
 
 def migrate(

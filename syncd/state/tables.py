@@ -69,7 +69,10 @@ class JournalRow(SQLModel, table=True):
     as its state change, so a crash leaves exactly the unfinished ones ``pending``."""
 
     __tablename__ = "journal"
-    __table_args__ = (Index("ix_journal_pending", "sync", "state"),)
+    __table_args__ = (
+        Index("ix_journal_pending", "sync", "state"),
+        Index("ix_journal_run", "sync", "run_id"),  # pruning old runs must not scan the table
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     sync: str
