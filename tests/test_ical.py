@@ -359,9 +359,12 @@ def test_busy_privacy_leaks_no_client_data() -> None:
 def test_text_is_cleaned_of_controls_and_broken_unicode() -> None:
     start = datetime(2026, 5, 1, 9, 0, tzinfo=AMS)
     title = "a\r\nb\rc\x00d\x1be\tf\ud800g\ufeff"
-    rendered = render(appointment(start, start, title=title), OPTIONS)
+    app = appointment(start, start, title=title, location="\x00", notes="\x07")
+    rendered = render(app, OPTIONS)
     rendered.ics.encode()  # lone surrogates would fail here
     assert parse_event(rendered.ics, "x").summary == "a\nb\ncde\tf\ufffdg" == clean_text(title)
+    assert "LOCATION" not in vevent(rendered.ics)  # nothing left to show
+    assert "DESCRIPTION" not in vevent(rendered.ics)
 
 
 # -- UIDs --------------------------------------------------------------------------------------

@@ -167,8 +167,9 @@ def render(
         description = _description(appointment)
         if description:
             text("DESCRIPTION", description)
-        if appointment.location:
-            text("LOCATION", appointment.location)
+        location = clean_text(appointment.location)
+        if location:
+            text("LOCATION", location)
     text("X-SYNCD-SYNC", options.sync)
     text("X-SYNCD-ACCOUNT", appointment.account)
     text("X-SYNCD-ID", appointment.native_id)
@@ -185,16 +186,18 @@ def _title(appointment: Appointment, options: RenderOptions) -> str:
 
 
 def _description(appointment: Appointment) -> str:
+    """The notes, then one line each for customer, staff and resource; empty parts left out."""
     people = [
         f"{label}: {value}"
         for label, value in (
-            ("Customer", appointment.customer),
-            ("Staff", appointment.staff),
-            ("Resource", appointment.resource),
+            ("Customer", clean_text(appointment.customer)),
+            ("Staff", clean_text(appointment.staff)),
+            ("Resource", clean_text(appointment.resource)),
         )
         if value
     ]
-    parts = [appointment.notes] if appointment.notes else []
+    notes = clean_text(appointment.notes)
+    parts = [notes] if notes else []
     if people:
         parts.append("\n".join(people))
     return "\n\n".join(parts)
