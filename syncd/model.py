@@ -179,7 +179,7 @@ class BusyBlock:
     def __post_init__(self) -> None:
         require_aware("start", self.start)
         require_aware("end", self.end)
-        if self.end <= self.start:
+        if self.end.astimezone(UTC) <= self.start.astimezone(UTC):  # instants, not wall clocks
             raise ValueError(f"busy block {self.uid} ends before it starts")
 
     @property
