@@ -31,6 +31,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from syncd.errors import BadItem
+from syncd.intake.request import IntakeRequest
 from syncd.model import Appointment, BusyBlock, Deleted
 
 Scope = Mapping[str, str]
@@ -45,6 +46,7 @@ class Capability(StrEnum):
     CANCEL = "cancel"  # cancel() cancels an appointment
     BUSY_BLOCKS = "busy-blocks"  # add_busy()/remove_busy() make time unbookable
     WEBHOOKS = "webhooks"  # the provider can push change notifications
+    INTAKE = "intake"  # book_from_event()/find_booking(): calendar events become bookings
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,26 @@ class Provider(ABC):
     async def remove_busy(self, scope: Scope, native_id: str) -> None:
         """Remove a block made by ``add_busy``; a block already gone counts as removed."""
         raise NotImplementedError(f"{type(self).__name__} has no busy blocks")
+
+    async def book_from_event(self, scope: Scope, request: IntakeRequest) -> str:
+        """Book what a person put in the intake calendar; returns the new native id.
+
+        Needs ``Capability.INTAKE``. Raises ``Refused`` with a reason a person can read (it is
+        shown in the event's title as ``[not booked: reason]`` and as a conflict) when the
+        provider says no: slot taken, invalid code, bad contact data. Must store
+        ``request.reference`` with the booking so ``find_booking`` can find it. Never retried
+        by the engine after ``Refused``; after a transient error it is called again only when
+        ``find_booking`` found nothing.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot book from calendar events")
+
+    async def find_booking(self, scope: Scope, request: IntakeRequest) -> str | None:
+        """The native id of a booking made for ``request.reference``, or ``None``.
+
+        Asked only after a crash (or a lost answer) left it unknown whether
+        ``book_from_event`` reached the provider; it may cost a listing.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot book from calendar events")
 
     async def check(self) -> None:
         """Prove the credentials work with one cheap authenticated call."""

@@ -1,0 +1,15 @@
+"""Intake: new events a person puts in a sync's intake calendar become provider bookings.
+
+request.py  IntakeRequest (what a provider is asked to book) and its stable reference (pure)
+read.py     one calendar object -> an IntakeRequest, or the reason it is no booking (pure)
+mark.py     the edits syncd makes to the person's event: links, ``[not booked: ...]`` (pure)
+plan.py     changed intake events + stored intake state -> Book / Forget actions (pure)
+journal.py  intake state and the intake journal in the state store
+apply.py    booking at the provider with crash recovery by reference, then marking the event
+step.py     the cycle's intake step: read the calendar, plan, journal, apply, move the token
+
+A provider takes part by declaring ``Capability.INTAKE`` and implementing
+``Provider.book_from_event`` and ``Provider.find_booking`` (``syncd.providers.base``). See
+``apply.py`` for why a crash between booking and recording the id never books twice, and
+``plan.py`` for why a refused event is never retried until the person edits it.
+"""
