@@ -8,6 +8,7 @@ native id; the engine resolves calendar hrefs to native ids before planning.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,13 +28,48 @@ class Link:
     sequence: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class Record:
-    """The last agreed version of an appointment and its events."""
+    """The last agreed version of an appointment and its events.
 
-    appointment: Appointment
-    hash: str
-    links: Mapping[str, Link] = field(default_factory=dict)
+    The appointment may be given as stored JSON and is then read on first use: an
+    incremental cycle that only compares hashes never pays for parsing it.
+    """
+
+    __slots__ = ("_appointment", "_raw", "hash", "links")
+
+    def __init__(
+        self,
+        appointment: Appointment | None,
+        hash: str,
+        links: Mapping[str, Link] | None = None,
+        raw: str = "",
+    ) -> None:
+        if appointment is None and not raw:
+            raise ValueError("a record needs its appointment or its stored JSON")
+        self._appointment = appointment
+        self._raw = raw
+        self.hash = hash
+        self.links: Mapping[str, Link] = links if links is not None else {}
+
+    @property
+    def appointment(self) -> Appointment:
+        if self._appointment is None:
+            self._appointment = Appointment.from_json(json.loads(self._raw))
+        return self._appointment
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        return (self.appointment, self.hash, dict(self.links)) == (
+            other.appointment,
+            other.hash,
+            dict(other.links),
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Record({self.appointment!r}, {self.hash!r}, {dict(self.links)!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from syncd.errors import StoreError
-from syncd.model import Appointment
 from syncd.reconcile.actions import Action, from_json, to_json
 from syncd.reconcile.state import Link, Record
 from syncd.state.changes import Change
@@ -269,9 +268,7 @@ def _records(conn: Connection, sync: str, ids: list[str] | None) -> dict[str, Re
             row.calendar, row.href, row.etag, row.event_hash, row.sequence
         )
     return {
-        row.native_id: Record(
-            Appointment.from_json(json.loads(row.data)), row.hash, links.get(row.native_id, {})
-        )
+        row.native_id: Record(None, row.hash, links.get(row.native_id, {}), raw=row.data)
         for row in conn.execute(aq)
     }
 
