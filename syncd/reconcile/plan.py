@@ -33,6 +33,7 @@ from syncd.reconcile.actions import (
     Unlink,
     WriteBack,
 )
+from syncd.reconcile.guard import empty_side, too_many_deletes
 from syncd.reconcile.policy import CalendarDelete, CancelledPolicy, ConflictPolicy, Policy
 from syncd.reconcile.state import (
     CalendarView,
@@ -59,7 +60,7 @@ def plan(
     """Decide what to do. ``records`` must hold every record a view names (all of them when
     a view is complete); ``total_links`` is the sync's link count, for the mass-delete guard."""
     result = Plan()
-    refusal = _empty_side(policy, records, provider, calendars)
+    refusal = empty_side(policy, records, provider, calendars)
     keys = _keys(policy, records, provider, calendars)
     merge = _Merge(policy, render_hash)
     for native_id in sorted(keys):
@@ -69,7 +70,7 @@ def plan(
             for cal in policy.calendars
         }
         result.actions.extend(merge.one(native_id, records.get(native_id), a, bs))
-    refusal = refusal or _too_many_deletes(policy, result.actions, total_links)
+    refusal = refusal or too_many_deletes(policy, result.actions, total_links)
     if refusal and not policy.allow_mass_delete:
         result.refused = refusal
         result.actions = []
@@ -351,43 +352,3 @@ def _newer(b: EventState | EventGone, current: Appointment) -> bool:
     if isinstance(b, EventGone) or b.modified is None:
         return False
     return current.updated is None or b.modified > current.updated
-
-
-def _empty_side(
-    policy: Policy,
-    records: Mapping[str, Record],
-    provider: ProviderView,
-    calendars: Mapping[str, CalendarView],
-) -> str:
-    """A full listing that comes back empty while syncd tracks items there is a red flag:
-    an expired account, a wrong scope, a wiped calendar. Stop rather than delete everything."""
-    window = provider.window
-    if provider.complete and window is not None and not provider.items and not provider.unreadable:
-        tracked = sum(1 for rec in records.values() if overlaps(rec.appointment, window))
-        if tracked:
-            return f"the provider listed no appointments in the window while {tracked} are tracked"
-    for cal, view in calendars.items():
-        if cal in policy.calendars and view.complete and not view.events and not view.unreadable:
-            tracked = sum(1 for rec in records.values() if cal in rec.links)
-            if tracked:
-                return f"calendar {cal} listed none of syncd's events while {tracked} are tracked"
-    return ""
-
-
-def _too_many_deletes(policy: Policy, actions: list[Action], total_links: int) -> str:
-    deletes = sum(1 for action in actions if _destructive(action))
-    if deletes < policy.delete_guard_min or total_links == 0:
-        return ""
-    if deletes > policy.max_delete_share * total_links:
-        share = round(100 * policy.max_delete_share)
-        return (
-            f"the plan would delete or cancel {deletes} of {total_links} linked items"
-            f" (limit {share}%)"
-        )
-    return ""
-
-
-def _destructive(action: Action) -> bool:
-    if isinstance(action, WriteBack):
-        return action.operation == "cancel"
-    return isinstance(action, DeleteEvent)
