@@ -141,7 +141,9 @@ def describe(action: Action) -> str:
 class Plan:
     """The outcome of ``plan()``: actions in order, or a refusal with its reason."""
 
-    actions: list[Action] = field(default_factory=list)
+    # Left out of repr: asyncio formats a finished task's result when ``asyncio.run`` exits,
+    # and a plan of 10,000 actions took longer to print than to apply.
+    actions: list[Action] = field(default_factory=list, repr=False)
     refused: str = ""
     bad_items: list[tuple[str, str, str]] = field(default_factory=list)  # (item, field, message)
 
