@@ -4,7 +4,8 @@ Commands and the daemon build the same objects the same way: one provider object
 account and one calendar object per calendar, shared by every sync that names them.
 
 A sync whose provider cannot hold busy blocks keeps its appointments in step but gets no
-busy sources; a warning naming the sync says so each time the config is built.
+busy sources, and one whose provider cannot book gets no intake calendar; a warning naming
+the sync says so each time the config is built.
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ class Runtime:
                 kind=self.config.providers[sync.provider].kind,
             )
             busy_from = {}
+        intake = sync.intake
+        if intake and Capability.INTAKE not in provider.capabilities:
+            log.warning(
+                "intake ignored: the provider cannot book from calendar events",
+                sync=sync.name,
+                provider=sync.provider,
+                kind=self.config.providers[sync.provider].kind,
+            )
+            intake = ""
         return Sync(
             policy=sync.policy(allow_mass_delete),
             provider=provider,
@@ -94,6 +104,7 @@ class Runtime:
             window_future=sync.window_future,
             busy_from=busy_from,
             busy=self._busy_options(sync),
+            intake=intake,
         )
 
     def _busy_options(self, sync: SyncConfig) -> BusyOptions:

@@ -149,6 +149,7 @@ class SyncConfig(Section):
     busy_all_day: AllDay = AllDay.BLOCK
     busy_label: str = Field(default="", max_length=100)
     busy_owner: tuple[str, ...] = ()
+    intake: str = ""
     enabled: bool = True
 
     @field_validator("calendars", "busy_from")
@@ -157,6 +158,15 @@ class SyncConfig(Section):
         repeated = sorted({name for name in value if value.count(name) > 1})
         if repeated:
             raise problem("lists " + ", ".join(repr(name) for name in repeated) + " twice")
+        return value
+
+    @field_validator("intake")
+    @classmethod
+    def _intake_is_synced(cls, value: str, info: ValidationInfo) -> str:
+        # Booked events are replaced by the booking's own event, linked like every other:
+        # that needs the intake calendar to be one the sync writes to.
+        if value and value not in info.data.get("calendars", (value,)):
+            raise problem(f"must be one of this sync's calendars, got {value!r}", quote=False)
         return value
 
     @field_validator("busy_owner")

@@ -12,13 +12,17 @@ _LINES = re.compile(r"\r?\n")
 _EVENT = ["VCALENDAR", "VEVENT"]  # a VEVENT directly inside the VCALENDAR, not an inner one
 
 
-def with_summary_prefix(ics: str, prefix: str, *, href: str = "ics") -> str:
+def with_summary_prefix(
+    ics: str, prefix: str, *, href: str = "ics", replacing: re.Pattern[str] | None = None
+) -> str:
     """``ics`` with ``prefix`` before the SUMMARY of each VEVENT not already starting with it.
 
     Idempotent, so a mark survives being applied on every cycle without growing. The text is
     edited line by line rather than re-serialised by icalendar, so everything else in someone
     else's event stays as they wrote it (only line folding may change). A VEVENT without
-    SUMMARY gets one. Raises ``BadItem`` (item ``href``) when ``ics`` is not one VCALENDAR.
+    SUMMARY gets one (unless ``prefix`` is empty). With ``replacing``, a match of it at the
+    start of the title (an older mark) is removed first; an empty ``prefix`` then only removes.
+    Raises ``BadItem`` (item ``href``) when ``ics`` is not one VCALENDAR.
     """
     load_calendar(ics, href)
     prefix = clean_text(prefix)
@@ -36,15 +40,19 @@ def with_summary_prefix(ics: str, prefix: str, *, href: str = "ics") -> str:
             if stack == _EVENT:
                 has_summary = False
         elif upper.startswith("END:"):
-            if in_event and not has_summary:
+            if in_event and not has_summary and prefix:
                 out.append(f"SUMMARY:{escaped}")
             if stack:
                 stack.pop()
         elif in_event and _name(upper) == "SUMMARY":
             has_summary = True
             split = _value_start(line)
-            if not unescape_text(line[split:]).startswith(prefix):
-                line = line[:split] + escaped + line[split:]
+            value = line[split:]
+            if replacing is not None:
+                value = escape_text(replacing.sub("", unescape_text(value), count=1))
+            if not unescape_text(value).startswith(prefix):
+                value = escaped + value
+            line = line[:split] + value
         out.append(line)
     return "".join(fold(line) for line in out)
 

@@ -15,6 +15,9 @@ touches no per-appointment state: no records are loaded unless something changed
 A sync with busy sources then runs the busy step (``syncd.busy.step``), with the same order
 and one ``changes`` call per source calendar when idle. It comes after the appointments are
 committed, so a busy source that is down never holds bookings back.
+
+A sync with an intake calendar last runs the intake step (``syncd.intake.step``): new events
+a person put there become bookings, journaled the same way, at one ``changes`` call when idle.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from syncd.busy.options import BusyOptions
 from syncd.busy.step import BusyReport, BusyStep
 from syncd.calendars.base import Calendar, CalendarCapability, CalendarChanges
 from syncd.errors import TokenExpired
+from syncd.intake.step import IntakeReport, IntakeStep
 from syncd.providers.base import Capability, Provider, Pull, Scope, Window
 from syncd.reconcile.actions import Plan, describe
 from syncd.reconcile.apply import Applier, Outcome, Renderer
@@ -48,7 +52,8 @@ class Sync:
     """Everything one cycle needs: the policy, the backends and how to render.
 
     ``busy_from`` are the calendars whose events block time at the provider, read as
-    ``busy`` says; they need a provider with ``Capability.BUSY_BLOCKS``.
+    ``busy`` says; they need a provider with ``Capability.BUSY_BLOCKS``. ``intake`` names
+    one of ``calendars`` whose new events become bookings (``Capability.INTAKE``).
     """
 
     policy: Policy
@@ -60,8 +65,13 @@ class Sync:
     window_future: timedelta = timedelta(days=365)
     busy_from: Mapping[str, Calendar] = field(default_factory=dict)
     busy: BusyOptions = field(default_factory=BusyOptions)
+    intake: str = ""
 
     def __post_init__(self) -> None:
+        if self.intake and self.intake not in self.calendars:
+            raise ValueError(f"sync {self.name}: intake calendar {self.intake} is not synced")
+        if self.intake and Capability.INTAKE not in self.provider.capabilities:
+            raise ValueError(f"sync {self.name}: {self.provider.name} cannot book from events")
         if self.busy_from and Capability.BUSY_BLOCKS not in self.provider.capabilities:
             raise ValueError(
                 f"sync {self.name}: busy_from needs a provider with busy blocks, "
@@ -82,13 +92,15 @@ class Result:
     error: str = ""
     requests: int = 0
     busy: BusyReport = field(default_factory=BusyReport)
+    intake: IntakeReport = field(default_factory=IntakeReport)
 
     @property
     def lines(self) -> list[str]:
-        return [describe(action) for action in self.plan.actions] + self.busy.lines
+        actions = [describe(action) for action in self.plan.actions]
+        return actions + self.busy.lines + self.intake.lines
 
     def counts(self) -> dict[str, int]:
-        return self.plan.counts() | self.busy.counts()
+        return self.plan.counts() | self.busy.counts() | self.intake.counts()
 
 
 def provider_scope(sync: str) -> str:
@@ -145,6 +157,9 @@ async def _cycle(
     busy = _busy_step(store, sync)
     if busy is not None and not dry_run:
         await busy.resume()
+    intake = _intake_step(store, sync)
+    if intake is not None and not dry_run:
+        await intake.resume()
     moment = now or datetime.now().astimezone()
     window = Window(moment - sync.window_past, moment + sync.window_future)
     problems = BadItems()
@@ -201,6 +216,19 @@ async def _cycle(
         ahead = Window(moment, window.end)
         await busy.run(ahead, full=full, dry_run=dry_run, run_id=run_id, report=result.busy)
         result.requests += result.busy.requests
+    if intake is not None:
+        ahead = Window(moment, window.end)
+        await intake.run(ahead, dry_run=dry_run, run_id=run_id, report=result.intake)
+        result.requests += result.intake.requests
+
+
+def _intake_step(store: Store, sync: Sync) -> IntakeStep | None:
+    if not sync.intake:
+        return None
+    calendar = sync.calendars[sync.intake]
+    return IntakeStep(
+        store, sync.name, sync.provider, sync.scope, calendar, sync.renderer, sync.busy.zone
+    )
 
 
 def _busy_step(store: Store, sync: Sync) -> BusyStep | None:

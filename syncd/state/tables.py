@@ -139,3 +139,20 @@ class BusyLinkRow(SQLModel, table=True):
     block_hash: str
     end: datetime
     updated_at: datetime
+
+
+class IntakeRow(SQLModel, table=True):
+    """An intake event syncd could not book (``syncd.intake``): the reason, and the etag and
+    content hash of the version syncd marked ``[not booked: ...]``. Reading that version back
+    plans nothing; a person's edit changes both, and the event is tried again."""
+
+    __tablename__ = "intake"
+
+    sync: str = Field(primary_key=True)
+    calendar: str = Field(primary_key=True)
+    href: str = Field(primary_key=True)
+    uid: str
+    reason: str
+    etag: str
+    event_hash: str
+    updated_at: datetime
