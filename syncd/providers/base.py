@@ -47,6 +47,7 @@ class Capability(StrEnum):
     BUSY_BLOCKS = "busy-blocks"  # add_busy()/remove_busy() make time unbookable
     WEBHOOKS = "webhooks"  # the provider can push change notifications
     INTAKE = "intake"  # book_from_event()/find_booking(): calendar events become bookings
+    TRACKED = "tracked"  # no listing: reread() re-reads what the engine holds (see there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,15 @@ class Provider(ABC):
     @abstractmethod
     async def pull(self, scope: Scope, cursor: Cursor | None, window: Window) -> Pull:
         """Changes since ``cursor``; with no cursor, every appointment of ``window``."""
+
+    async def reread(self, scope: Scope, known: Mapping[str, Appointment], window: Window) -> Pull:
+        """Needs ``Capability.TRACKED``, and then the engine calls it instead of ``pull``.
+
+        For a provider that cannot list appointments (Qmatic): ``known`` is the last agreed
+        version of every appointment the sync holds, by native id; the answer is how those
+        are now, plus whatever the provider tracks of itself, and is never ``complete``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not track appointments")
 
     async def scan(self, scope: Scope, window: Window) -> Pull:
         """Every appointment of ``window`` (``complete=True``); needs ``Capability.SCAN``."""

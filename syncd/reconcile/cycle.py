@@ -253,6 +253,10 @@ def _plan(
 
 async def _pull(store: Store, sync: Sync, window: Window, full: bool) -> Pull:
     provider = sync.provider
+    if Capability.TRACKED in provider.capabilities:
+        # Nothing to list: the provider re-reads what this sync holds, full cycle or not.
+        known = {nid: rec.appointment for nid, rec in store.records(sync.name).items()}
+        return await provider.reread(sync.scope, known, window)
     if full and Capability.SCAN in provider.capabilities:
         scanned = await provider.scan(sync.scope, window)
         cursor = store.cursor(provider_scope(sync.name))
