@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
 from syncd.errors import BadItem
 from syncd.intake.request import IntakeRequest
@@ -147,6 +148,27 @@ class Provider(ABC):
 
     async def aclose(self) -> None:
         """Release connections."""
+
+
+class WatchVault(Protocol):
+    """Where a provider keeps what its push subscription needs across restarts (the hook
+    credentials syncd generated, the subscription's id and age): a mapping of strings."""
+
+    def load(self) -> Mapping[str, str] | None: ...
+
+    def save(self, value: Mapping[str, str]) -> None: ...
+
+
+@runtime_checkable
+class Watches(Protocol):
+    """A provider that subscribes to its own change notifications (an Agendize watch).
+
+    The daemon calls ``watch`` once, when ``server.public_url`` is set, with the account's
+    hook URL and a vault in the state store; the provider then keeps the subscription alive
+    itself and checks deliveries against what the vault holds.
+    """
+
+    def watch(self, address: str, vault: WatchVault) -> None: ...
 
 
 def scope_key(account: str, scope: Scope) -> str:
