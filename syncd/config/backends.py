@@ -135,6 +135,13 @@ class RecrasConfig(ProviderBase):
 
 
 class QmaticConfig(ProviderBase):
+    """A Qmatic Cloud Appointments account; the options are those of ``QmaticProvider``.
+
+    ``service`` and ``branch`` are where intake events are booked (a sync's scope may name
+    others); ``track`` lists customers' ``personalIdentifier``s whose appointments are synced
+    however they were booked -- the API can find an appointment by nothing else.
+    """
+
     kind: Literal["qmatic"] = "qmatic"
     base_url: Url
     account: IdText
@@ -142,12 +149,26 @@ class QmaticConfig(ProviderBase):
     client_id: IdText
     client_secret: Secret
     language: str = "en"
+    service: IdText = ""
+    branch: IdText = ""
+    track: tuple[IdText, ...] = ()
 
     @field_validator("language")
     @classmethod
     def _language_code(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z]{2}(-[A-Za-z]{2})?", value):
-            raise problem('must be a language code such as "en" or "nl"')
+        # Qmatic's own examples write en_US and nl_NL; "en" and "en-US" work as well.
+        if not re.fullmatch(r"[A-Za-z]{2}([-_][A-Za-z]{2})?", value):
+            raise problem('must be a language code such as "en", "nl" or "nl_NL"')
+        return value
+
+    @field_validator("track")
+    @classmethod
+    def _identifiers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        wrong = [pid for pid in value if not re.fullmatch(r"[A-Za-z0-9]{10,48}", pid)]
+        if wrong:
+            raise problem(
+                f"not a personalIdentifier (10-48 letters and digits): {wrong[0]!r}", quote=False
+            )
         return value
 
 
