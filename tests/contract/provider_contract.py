@@ -87,6 +87,13 @@ class ProviderContract:
             pytest.skip(f"{type(provider).__name__} lacks {', '.join(missing)}")
 
     @staticmethod
+    def lists(provider: Provider) -> None:
+        """Skip unless ``pull`` without a cursor lists a window: a ``TRACKED`` provider only
+        re-reads what it is told about (tested by ``test_reread_...`` instead)."""
+        if Capability.TRACKED in provider.capabilities:
+            pytest.skip(f"{type(provider).__name__} cannot list a window (it is tracked)")
+
+    @staticmethod
     def slot(day: datetime, hour: int) -> tuple[datetime, datetime]:
         start = day + timedelta(hours=hour)
         return start, start + timedelta(minutes=30)
@@ -99,6 +106,7 @@ class ProviderContract:
     async def test_first_pull_lists_the_window_completely(
         self, provider: Provider, business: Business, scope: Scope, day: datetime, window: Window
     ) -> None:
+        self.lists(provider)
         ids = [await self.book(business, scope, day, hour) for hour in (0, 1, 2)]
         pull = await provider.pull(scope, None, window)
         assert pull.complete
@@ -168,6 +176,26 @@ class ProviderContract:
         assert pull.complete
         assert kept in appointments(pull)
         assert gone not in appointments(pull)
+
+    async def test_reread_follows_what_the_engine_holds(
+        self, provider: Provider, business: Business, scope: Scope, day: datetime, window: Window
+    ) -> None:
+        self.need(provider, Capability.TRACKED)
+        ids = [await self.book(business, scope, day, hour) for hour in (0, 1, 2, 3)]
+        known = {nid: found for nid in ids if (found := await provider.get(nid)) is not None}
+        assert known.keys() == set(ids)
+        moved, cancelled, gone, untouched = ids
+        await business.reschedule(moved, *self.slot(day, 5))
+        await business.cancel(cancelled)
+        await business.delete(gone)
+        pull = await provider.reread(scope, known, window)
+        assert not pull.complete
+        found = appointments(pull)
+        assert (found[moved].start, found[moved].end) == self.slot(day, 5)
+        for nid in (cancelled, gone):
+            assert nid in deleted(pull) or found[nid].cancelled
+        assert not found[untouched].cancelled
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in pull.cursor.items())
 
     # -- reads and writes --------------------------------------------------------------------
 
