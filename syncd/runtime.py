@@ -21,10 +21,11 @@ from syncd.calendars.base import Calendar
 from syncd.config import CalDAVCalendarConfig, Config, SyncConfig
 from syncd.errors import UserError
 from syncd.ical import RenderOptions
-from syncd.providers.base import Capability, Provider
+from syncd.providers.base import Capability, Provider, Watches
 from syncd.reconcile.cycle import Sync
 from syncd.reconcile.render import SyncRenderer
 from syncd.state.store import Store
+from syncd.state.watch_vault import StoredWatchVault
 
 log = structlog.get_logger("syncd.runtime")
 
@@ -53,12 +54,17 @@ class Runtime:
     syncs: list[Sync] = field(default_factory=list)
     providers: dict[str, Provider] = field(default_factory=dict)
     calendars: dict[str, Calendar] = field(default_factory=dict)
+    store: Store | None = None  # the daemon's: providers keep their push subscriptions in it
 
     @classmethod
     def build(
-        cls, config: Config, names: Sequence[str] = (), allow_mass_delete: bool = False
+        cls,
+        config: Config,
+        names: Sequence[str] = (),
+        allow_mass_delete: bool = False,
+        store: Store | None = None,
     ) -> Runtime:
-        runtime = cls(config)
+        runtime = cls(config, store=store)
         for sync_config in selected(config, names):
             runtime.syncs.append(runtime._sync(sync_config, allow_mass_delete))
         return runtime
@@ -66,7 +72,17 @@ class Runtime:
     def _provider(self, name: str) -> Provider:
         if name not in self.providers:
             self.providers[name] = build_provider(name, self.config.providers[name])
+            self._subscribe(name, self.providers[name])
         return self.providers[name]
+
+    def _subscribe(self, name: str, provider: Provider) -> None:
+        """With ``server.public_url`` and a store (the daemon passes its own), a provider that
+        keeps its own push subscription gets its hook URL and a vault for its credentials."""
+        public = self.config.server.public_url
+        if self.store is None or not public or not isinstance(provider, Watches):
+            return
+        kind = self.config.providers[name].kind
+        provider.watch(f"{public}/hooks/{kind}/{name}", StoredWatchVault(self.store, name))
 
     def _calendar(self, name: str) -> Calendar:
         if name not in self.calendars:

@@ -17,6 +17,7 @@ from syncd.errors import UserError
 
 SANDBOXES: dict[str, str] = {
     "onlineafspraken": "syncd.sandbox.onlineafspraken:main",
+    "agendize": "syncd.sandbox.agendize:main",
     "recras": "syncd.sandbox.recras:main",
 }
 

@@ -82,7 +82,14 @@ class OnlineAfsprakenConfig(ProviderBase):
 
 
 class AgendizeConfig(ProviderBase):
-    """Agendize takes an API key plus token, or an OAuth token: exactly one of the two."""
+    """Agendize takes an API key plus token, or an OAuth token: exactly one of the two.
+
+    The other options are those of ``AgendizeProvider``: ``personal_busy`` reads the
+    business's own personal appointments as busy-only events, ``busy_staff`` is the staff
+    member busy blocks are made for (a sync's ``scope.staff`` comes first), ``silent`` keeps
+    syncd's writes from notifying the client, ``cancel_deletes`` deletes instead of cancelling,
+    and ``watch_renew`` is how often the watch is registered again.
+    """
 
     kind: Literal["agendize"] = "agendize"
     base_url: Url = "https://api.agendize.com/api/2.1/scheduling"
@@ -90,6 +97,11 @@ class AgendizeConfig(ProviderBase):
     api_key: Secret | None = None
     token: Secret | None = None
     oauth_token: Secret | None = None
+    personal_busy: bool = False
+    busy_staff: IdText = ""
+    silent: bool = True
+    cancel_deletes: bool = False
+    watch_renew: PositiveDuration = timedelta(hours=6)
 
     @model_validator(mode="after")
     def _one_auth_form(self) -> Self:

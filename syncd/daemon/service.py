@@ -86,7 +86,7 @@ class Daemon:
         stack.callback(lock.release)
         self.store = open_store(config)
         stack.callback(self.store.close)
-        self.runtime = Runtime.build(config)
+        self.runtime = Runtime.build(config, store=self.store)
         stack.push_async_callback(lambda: self.runtime.aclose())
         self.feeds = FeedStore(self.store, config)
         await anyio.to_thread.run_sync(self.feeds.refresh_all)
@@ -190,7 +190,7 @@ class Daemon:
                 or new.server.listen != self.config.server.listen
             ):
                 raise SyncdError("store.url and server.listen change only with a restart")
-            runtime = Runtime.build(new)
+            runtime = Runtime.build(new, store=self.store)
         except SyncdError as err:
             log.error("reload refused; the running config stays", error=self._redact(str(err)))
             return False

@@ -34,6 +34,7 @@ MAX_BODY = 256 * 1024
 
 HANDLERS: dict[str, str] = {
     "onlineafspraken": "syncd.web.hooks:onlineafspraken",
+    "agendize": "syncd.providers.agendize_webhook:handle_delivery",
 }
 
 
@@ -47,7 +48,8 @@ class Delivery:
     body: bytes
 
 
-Handler = Callable[[Delivery], Awaitable[None]]
+#: A handler may answer False: authentic, but nothing new (a repeat), so no sync is run.
+Handler = Callable[[Delivery], Awaitable[bool | None]]
 
 
 def handler_for(kind: str) -> Handler | None:
@@ -100,7 +102,7 @@ async def receive(request: Request) -> Response:
         account, provider, config, dict(request.query_params), request.headers, body
     )
     try:
-        await handler(delivery)
+        fresh = await handler(delivery)
     except AuthError:
         log.warning("webhook refused: authentication failed", provider=kind, account=account)
         ctx.metrics.webhooks.labels(kind, "forbidden").inc()
@@ -109,6 +111,10 @@ async def receive(request: Request) -> Response:
         log.warning("webhook refused: malformed", provider=kind, account=account, field=err.field)
         ctx.metrics.webhooks.labels(kind, "malformed").inc()
         return JSONResponse({"error": "bad request"}, status_code=400)
+    if fresh is False:
+        ctx.metrics.webhooks.labels(kind, "repeat").inc()
+        log.info("webhook accepted, nothing new", provider=kind, account=account)
+        return JSONResponse({"accepted": True, "syncs": 0})
     ctx.metrics.webhooks.labels(kind, "accepted").inc()
     syncs = ctx.poke(account)
     log.info("webhook accepted", provider=kind, account=account, syncs=syncs)
