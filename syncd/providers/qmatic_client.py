@@ -157,7 +157,8 @@ class QmaticClient:
         try:
             data = response.json()
             value = str(data["access_token"])
-            lifetime = float(data.get("expires_in") or DEFAULT_LIFETIME)
+            given = data.get("expires_in")
+            lifetime = DEFAULT_LIFETIME if given is None else float(given)
         except (ValueError, KeyError, TypeError):
             raise TransientError(self.backend, "token: the answer holds no access_token") from None
         log.info("qmatic.token", backend=self.backend, lifetime=lifetime)

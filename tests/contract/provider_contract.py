@@ -182,7 +182,7 @@ class ProviderContract:
     ) -> None:
         self.need(provider, Capability.TRACKED)
         ids = [await self.book(business, scope, day, hour) for hour in (0, 1, 2, 3)]
-        known = {nid: found for nid in ids if (found := await provider.get(nid)) is not None}
+        known = {nid: read for nid in ids if (read := await provider.get(nid)) is not None}
         assert known.keys() == set(ids)
         moved, cancelled, gone, untouched = ids
         await business.reschedule(moved, *self.slot(day, 5))
