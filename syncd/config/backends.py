@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from syncd.config.types import (
     AMSTERDAM,
+    FeedToken,
     IdText,
     PositiveDuration,
     Secret,
@@ -25,6 +26,8 @@ from syncd.config.types import (
     problem,
 )
 from syncd.providers.oa_mapping import TitleTemplate as OATitle
+from syncd.providers.recras_intake import DEFAULT_CONTACT_FORM as RECRAS_CONTACT_FORM
+from syncd.providers.recras_intake import check_source as recras_source
 
 
 class ProviderBase(Section):
@@ -118,12 +121,55 @@ class AgendizeConfig(ProviderBase):
 
 class RecrasConfig(ProviderBase):
     """Recras runs one host per customer: give ``instance`` (``demo`` -> demo.recras.nl)
-    or a full ``base_url``, not both."""
+    or a full ``base_url``, not both. The other keys are ``RecrasProvider``'s options; intake
+    needs ``arrangement_id`` and ``products`` together, and a contact form that carries the
+    booking ``reference`` (it is how a booking is found again after a crash)."""
 
     kind: Literal["recras"] = "recras"
     instance: str | None = None
     base_url: Url | None = None
     api_key: Secret
+    event_per: Literal["booking", "line"] = "booking"
+    cancelled_status: str = Field(default="geannuleerd", pattern=r"^[a-z_]+$")
+    webhook_token: FeedToken | None = None
+    arrangement_id: int | None = Field(default=None, gt=0)
+    products: dict[str, int] = Field(default_factory=dict)
+    persons_field: str = "persons"
+    booking_status: Literal["informatie", "reservering", "definitief"] = "reservering"
+    send_confirmation: bool = False
+    contact_form: dict[str, str] = Field(default_factory=lambda: dict(RECRAS_CONTACT_FORM))
+    voucher_field: str = "voucher"
+    discount_field: str = "discount"
+
+    @field_validator("products")
+    @classmethod
+    def _product_lines(cls, value: dict[str, int]) -> dict[str, int]:
+        for line, amount in value.items():
+            if not line.isdigit() or amount < 0:
+                raise problem(f"{line} = {amount}: give arrangementsregel_id = amount (>= 0)")
+        return value
+
+    @field_validator("contact_form")
+    @classmethod
+    def _known_sources(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, source in value.items():
+            try:
+                recras_source(source)
+            except ValueError as err:
+                raise problem(f"{key}: {err}", quote=False) from None
+        return value
+
+    @model_validator(mode="after")
+    def _intake_complete(self) -> Self:
+        if (self.arrangement_id is None) != (not self.products):
+            missing = "products" if self.arrangement_id is not None else "arrangement_id"
+            raise problem("intake needs arrangement_id and products together", key=missing)
+        if self.arrangement_id is not None and "reference" not in self.contact_form.values():
+            raise problem(
+                'map one field to "reference" (e.g. "boeking.opmerkingen" = "reference")',
+                key="contact_form",
+            )
+        return self
 
     @field_validator("instance")
     @classmethod

@@ -18,6 +18,7 @@ The tests assert what the engine relies on, never how a backend keeps its data.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import ClassVar, Protocol
 from zoneinfo import ZoneInfo
@@ -25,6 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from syncd.errors import NotFound
+from syncd.intake.request import IntakeRequest, Person, intake_reference
 from syncd.model import Appointment, BusyBlock, Deleted
 from syncd.providers.base import Capability, Cursor, Provider, Pull, Scope, Window
 
@@ -267,3 +269,34 @@ class ProviderContract:
         assert all(a.start != start for a in appointments(pull).values())
         await provider.remove_busy(scope, block_id)
         await provider.remove_busy(scope, block_id)  # gone already counts as removed
+
+    # -- intake ------------------------------------------------------------------------------
+
+    @pytest.fixture
+    def intake_start(self, day: datetime) -> datetime:
+        """A free start the provider books intake events at (override when it differs)."""
+        return day + timedelta(hours=4)
+
+    async def test_book_from_event_books_once_and_find_booking_finds_it(
+        self, provider: Provider, scope: Scope, intake_start: datetime
+    ) -> None:
+        self.need(provider, Capability.INTAKE)
+        ann = Person("Ann de Vries", "ann@example.org")
+        request = IntakeRequest(
+            reference=intake_reference("contract", "desk", "contract-intake"),
+            calendar="desk",
+            href="contract-intake.ics",
+            uid="contract-intake",
+            start=intake_start,
+            end=intake_start + timedelta(minutes=30),
+            summary="contract intake",
+            attendees=(ann,),
+            fields={"phone": "0501234567"},
+        )
+        native_id = await provider.book_from_event(scope, request)
+        booked = await provider.get(native_id)
+        assert booked is not None
+        assert booked.start == intake_start
+        assert await provider.find_booking(scope, request) == native_id
+        other = replace(request, reference=intake_reference("contract", "desk", "never-booked"))
+        assert await provider.find_booking(scope, other) is None
