@@ -2,6 +2,7 @@
 
     GET  /feeds/{token}.ics          syncd.web.feeds
     GET|POST /hooks/{provider}/{account}   syncd.web.hooks
+    POST /hooks/{provider}/{account}/{token}   the same, with a secret path token (Recras)
     GET  /healthz                    200 or 503, with the reasons, as JSON
     GET  /metrics                    Prometheus text format
     GET  /                           syncd.web.status
@@ -45,6 +46,7 @@ def create_app(ctx: WebContext) -> Starlette:
         routes=[
             Route("/feeds/{token}.ics", serve_feed, methods=["GET", "HEAD"]),
             Route("/hooks/{provider}/{account}", receive, methods=["GET", "POST"]),
+            Route("/hooks/{provider}/{account}/{token}", receive, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/", status_page, methods=["GET"]),

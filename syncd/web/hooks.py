@@ -35,6 +35,7 @@ MAX_BODY = 256 * 1024
 HANDLERS: dict[str, str] = {
     "onlineafspraken": "syncd.web.hooks:onlineafspraken",
     "agendize": "syncd.providers.agendize_webhook:handle_delivery",
+    "recras": "syncd.providers.recras_webhook:handle_delivery",
 }
 
 
@@ -46,6 +47,7 @@ class Delivery:
     query: Mapping[str, str]
     headers: Mapping[str, str]
     body: bytes
+    path_token: str = ""  # the secret last path segment, for providers that sign nothing
 
 
 #: A handler may answer False: authentic, but nothing new (a repeat), so no sync is run.
@@ -99,7 +101,13 @@ async def receive(request: Request) -> Response:
     if body is None:
         return JSONResponse({"error": "too large"}, status_code=413)
     delivery = Delivery(
-        account, provider, config, dict(request.query_params), request.headers, body
+        account,
+        provider,
+        config,
+        dict(request.query_params),
+        request.headers,
+        body,
+        request.path_params.get("token", ""),
     )
     try:
         fresh = await handler(delivery)
