@@ -8,6 +8,7 @@ matching one here.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -16,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from syncd.commands.sandbox import entry_point
 from syncd.sandbox.onlineafspraken_state import ManualClock
-from syncd.sandbox.qmatic import create_app
+from syncd.sandbox.qmatic import create_app, main
 from syncd.sandbox.qmatic_state import HOLD, QmaticState
 from tests.qmatic_kit import CENTRUM, LICENCE, NOORD, PASSPORT, SECRET, T0, TRACKED, at, make_state
 
@@ -279,3 +281,9 @@ def test_seeded_bookings_are_the_same_for_the_same_seed(clock: ManualClock) -> N
         (y.start, y.personal_identifier) for y in b
     ]
     assert len({x.start for x in a}) == 12
+
+
+def test_syncd_sandbox_qmatic_takes_a_port_and_a_seed() -> None:
+    serve = entry_point("qmatic")
+    assert serve is main
+    assert {"port", "seed"} <= set(inspect.signature(serve).parameters)
