@@ -37,12 +37,14 @@ def sandbox(clock: Clock | None = None) -> RecrasState:
 
 @asynccontextmanager
 async def provider_for(
-    state: RecrasState, *, per_line: bool = False, form: BookingForm = FORM
+    state: RecrasState,
+    *,
+    per_line: bool = False,
+    form: BookingForm = FORM,
+    kind: type[RecrasProvider] = RecrasProvider,
 ) -> AsyncIterator[RecrasProvider]:
     transport = httpx.ASGITransport(app=create_app(state))
     async with httpx.AsyncClient(transport=transport) as http:
-        provider = RecrasProvider(
-            "recras", "http://sandbox", KEY, client=http, per_line=per_line, form=form
-        )
+        provider = kind("recras", "http://sandbox", KEY, client=http, per_line=per_line, form=form)
         yield provider
         await provider.aclose()
