@@ -9,9 +9,11 @@ from pathlib import Path
 
 import icalendar
 import pytest
+from structlog.testing import capture_logs
 
 from syncd.calendars.memory import MemoryCalendar
-from syncd.errors import Refused, TransientError
+from syncd.config import parse_config
+from syncd.errors import ConfigError, Refused, TransientError
 from syncd.ical import RenderOptions, parse_event
 from syncd.intake.journal import IntakeLedger
 from syncd.intake.mark import linked, refused
@@ -24,6 +26,7 @@ from syncd.providers.memory import MemoryProvider
 from syncd.reconcile.cycle import Sync, run_cycle
 from syncd.reconcile.policy import Policy
 from syncd.reconcile.render import SyncRenderer
+from syncd.runtime import Runtime
 from syncd.state.history import sync_status
 from syncd.state.store import Store
 from tests.crash import Crash
@@ -319,3 +322,35 @@ def test_a_sync_refuses_an_intake_calendar_it_does_not_write_or_a_provider_that_
         Sync(policy, BookingProvider(), {"desk": desk}, renderer, intake="other")
     with pytest.raises(ValueError, match="cannot book"):
         Sync(policy, MemoryProvider("shop"), {"desk": desk}, renderer, intake="desk")
+
+
+# -- config -------------------------------------------------------------------------------
+
+CONFIG = """
+[providers.shop]
+kind = "memory"
+
+[calendars.desk]
+kind = "memory"
+
+[[syncs]]
+name = "s"
+provider = "shop"
+calendars = ["desk"]
+intake = "{intake}"
+"""
+
+
+def test_the_intake_calendar_must_be_one_the_sync_writes() -> None:
+    with pytest.raises(ConfigError, match="must be one of this sync's calendars"):
+        parse_config(CONFIG.format(intake="elsewhere"))
+
+
+def test_intake_on_a_provider_that_cannot_book_is_ignored_with_a_warning() -> None:
+    config = parse_config(CONFIG.format(intake="desk"))
+    with capture_logs() as logs:
+        runtime = Runtime.build(config)
+    assert runtime.syncs[0].intake == ""
+    assert [e["event"] for e in logs] == [
+        "intake ignored: the provider cannot book from calendar events"
+    ]

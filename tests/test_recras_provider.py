@@ -9,12 +9,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.errors import AuthError, BadItem, NotFound, RateLimited, Refused, TransientError
+from syncd.config import parse_config
+from syncd.errors import (
+    AuthError,
+    BadItem,
+    ConfigError,
+    NotFound,
+    RateLimited,
+    Refused,
+    TransientError,
+)
 from syncd.model import Appointment, Deleted, Status
 from syncd.providers.base import Window
+from syncd.providers.recras import RecrasProvider
 from syncd.providers.recras_client import RecrasClient
 from syncd.providers.recras_mapping import Reading, read_booking
 from syncd.providers.recras_webhook import parse_delivery
+from syncd.runtime import Runtime
 from syncd.sandbox.recras import create_app
 from tests.daemon_kit import Harness, memory_config
 from tests.recras_kit import AMS, DAY, provider_for, sandbox
@@ -293,3 +304,72 @@ async def test_deliveries_need_the_path_token_and_reread_the_booking(tmp_path: P
         assert h.pokes == ["escape"]
     finally:
         await h.close()
+
+
+# -- config --------------------------------------------------------------------------------
+
+RUNTIME = """
+[providers.escape]
+kind = "recras"
+instance = "demo"
+api_key = "recras-key-for-config-tests"
+event_per = "line"
+arrangement_id = 1
+products = { "1" = 2, "2" = 0 }
+booking_status = "definitief"
+send_confirmation = true
+
+[calendars.desk]
+kind = "memory"
+
+[[syncs]]
+name = "escape"
+provider = "escape"
+calendars = ["desk"]
+intake = "desk"
+"""
+
+
+async def test_the_config_builds_a_provider_that_books() -> None:
+    runtime = Runtime.build(parse_config(RUNTIME))
+    try:
+        [sync] = runtime.syncs
+        provider = sync.provider
+        assert isinstance(provider, RecrasProvider)
+        assert sync.intake == "desk"
+        assert provider.api.base_url == "https://demo.recras.nl"
+        assert provider.reading.per_line
+        form = provider.booker.form
+        assert (form.arrangement_id, dict(form.products), form.status) == (
+            1,
+            {1: 2, 2: 0},
+            "definitief",
+        )
+        assert form.send_confirmation
+    finally:
+        await runtime.aclose()
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ('products = { "1" = 2, "2" = 0 }', "arrangement_id"),
+        ('arrangement_id = 1\nproducts = { "x" = 2 }', "products"),
+        (
+            'arrangement_id = 1\nproducts = { "1" = 2 }\ncontact_form = { "a" = "contact.name" }',
+            "reference",
+        ),
+        ('contact_form = { "a" = "contact.age" }', "unknown source"),
+        ('webhook_token = "short"', "too short"),
+    ],
+)
+def test_bad_recras_keys_are_named(change: str, problem: str) -> None:
+    text = f"""
+[providers.escape]
+kind = "recras"
+instance = "demo"
+api_key = "k"
+{change}
+"""
+    with pytest.raises(ConfigError, match=problem):
+        parse_config(text)
