@@ -360,3 +360,20 @@ async def test_desk_changes_reach_the_calendar_and_bad_ones_are_named(office: Of
         await office.cycle(sync)
         shown = {nid: e for nid, (_, e) in (await office.shown()).items()}
         assert shown[next(n for n in shown if n.endswith(first.id))].cancelled
+
+
+async def test_an_event_marked_cancelled_cancels_the_appointment(office: Office) -> None:
+    async with office.provider() as provider:
+        sync = office.sync(provider)
+        await office.cycle(sync)
+        await office.add("passport-jan", at(10))
+        await office.cycle(sync)
+        await office.settle(sync)
+        _, item = booked_event(await office.shown())
+        cancelled = item.ics.replace("STATUS:CONFIRMED", "STATUS:CANCELLED")
+        assert cancelled != item.ics
+        await office.calendar.update(item.href, cancelled, item.etag)
+        result = await office.cycle(sync)
+        assert result.outcome.failed == []
+        assert office.state.appointments == {}
+        await office.settle(sync)
