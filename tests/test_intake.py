@@ -13,10 +13,10 @@ from structlog.testing import capture_logs
 
 from syncd.calendars.memory import MemoryCalendar
 from syncd.config import parse_config
-from syncd.errors import ConfigError, Refused, TransientError
+from syncd.errors import ConfigError, NotFound, Refused, TransientError
 from syncd.ical import RenderOptions, parse_event
 from syncd.intake.journal import IntakeLedger
-from syncd.intake.mark import linked, refused
+from syncd.intake.mark import refused
 from syncd.intake.plan import Book, Decision, Decline, Forget, from_json, plan_intake, to_json
 from syncd.intake.read import Ignored, Unbookable, description_fields, read_intake
 from syncd.intake.request import IntakeRequest, intake_reference
@@ -177,15 +177,9 @@ def test_marks_replace_each_other_and_are_idempotent() -> None:
     assert refused(once, "slot taken") == once
     again = refused(once, "voucher used")
     assert parse_event(again, "x").summary == "[not booked: voucher used] Escape room"
-    done = linked(again, "s", "shop", "42")
-    parsed = parse_event(done, "x")
-    assert (parsed.summary, parsed.sync, parsed.account, parsed.native_id) == (
-        "Escape room",
-        "s",
-        "shop",
-        "42",
-    )
-    assert linked(done, "s", "shop", "42") == done
+    long = parse_event(refused(ics, "x" * 300), "x").summary
+    assert long.startswith("[not booked: xxx")
+    assert long.endswith("…] Escape room")
 
 
 def test_a_refusal_stands_until_the_person_edits_the_event() -> None:
@@ -354,3 +348,19 @@ def test_intake_on_a_provider_that_cannot_book_is_ignored_with_a_warning() -> No
     assert [e["event"] for e in logs] == [
         "intake ignored: the provider cannot book from calendar events"
     ]
+
+
+async def test_a_booking_the_calendar_cannot_show_yet_is_finished_later_never_booked_again(
+    store: Store, provider: BookingProvider, desk: MemoryCalendar
+) -> None:
+    sync = intake_sync(provider, desk)
+    await run_cycle(store, sync, now=NOW)
+    desk.user_put("new.ics", person_event("new", at(12, 10), at(12, 12)))
+    desk.fail_next(1, lambda: NotFound("desk", "collection gone"), method="create")
+    with pytest.raises(TransientError, match="booked as 1, not yet shown"):
+        await run_cycle(store, sync, now=NOW)
+    [entry] = IntakeLedger(store).pending("s")
+    assert (entry.state, entry.outcome) == ("booked", "1")
+    await run_cycle(store, sync, now=NOW)
+    assert provider.faults.calls["book"] == 1
+    assert summaries(desk) == ["Escape room"]

@@ -2,10 +2,10 @@
 
 request.py  IntakeRequest (what a provider is asked to book) and its stable reference (pure)
 read.py     one calendar object -> an IntakeRequest, or the reason it is no booking (pure)
-mark.py     the edits syncd makes to the person's event: links, ``[not booked: ...]`` (pure)
-plan.py     changed intake events + stored intake state -> Book / Forget actions (pure)
+mark.py     the ``[not booked: reason]`` title mark on a refused event (pure)
+plan.py     changed intake events + stored decisions -> Book / Decline / Forget (pure)
 journal.py  intake state and the intake journal in the state store
-apply.py    booking at the provider with crash recovery by reference, then marking the event
+apply.py    booking with crash recovery by reference; the event replaced, or marked
 step.py     the cycle's intake step: read the calendar, plan, journal, apply, move the token
 
 A provider takes part by declaring ``Capability.INTAKE`` and implementing

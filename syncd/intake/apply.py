@@ -19,6 +19,10 @@ answers 409 ``no-uid-conflict``), and syncd's UID must be the one derived from t
 (DESIGN 4, promise 2) for every later write to find it. The person's event is deleted only
 after the booking's event exists, so the calendar never lacks the booking.
 
+A booking that cannot be shown yet (the calendar failed) stops the run like a transient
+error: the entry stays ``booked`` and is finished first next time, never given up, because
+giving up would let the person's next edit book again.
+
 A refusal (``Refused``) is written into the entry (``refused``), the event's title gets
 ``[not booked: reason]`` -- only if it is still the version that was read; a newer version
 is the person's edit and is tried next cycle -- and the decision, the etag and hash syncd
@@ -101,7 +105,15 @@ class IntakeApplier:
             await self._refuse(entry.id, request.href, request.uid, action.etag, result)
             outcome.refused.append((request.href, result))
             return
-        await self._link(entry.id, request, action.etag, result)
+        try:
+            await self._link(entry.id, request, action.etag, result)
+        except (TransientError, AuthError):
+            raise
+        except Exception as err:
+            # Booked but not linked: giving up here would let an edit of the person's event
+            # book again. The entry stays ``booked`` and is finished by a later run instead.
+            message = f"booked as {result}, not yet shown: {type(err).__name__}: {err}"
+            raise TransientError(self.calendar.name, message) from err
         outcome.booked.append((request.href, result))
 
     async def _book(self, entry: Entry, request: IntakeRequest) -> tuple[str, str]:
