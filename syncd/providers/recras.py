@@ -83,6 +83,7 @@ class RecrasProvider(Provider):
         self.reading = Reading(name, timezone, per_line, cancelled_status)
         self.booker = Booker(self.api, form or BookingForm(), timezone)
         self._snapshots: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._parsed: dict[str, list[Appointment]] = {}  # raw booking digest -> its reading
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -137,19 +138,26 @@ class RecrasProvider(Provider):
         items: list[Item] = []
         seen: dict[str, str] = {}
         unnamed = False
+        parsed: dict[str, list[Appointment]] = {}
         for position, booking in enumerate(data):
             if arrangement is not None and _arrangement_of(booking) != arrangement:
                 continue
+            raw = json.dumps(booking, sort_keys=True, default=str)
+            digest = hashlib.sha256(raw.encode()).hexdigest()
             try:
-                for appointment in read_booking(booking, self.reading, position):
-                    items.append(appointment)
-                    seen[appointment.native_id] = appointment.content_hash()
+                # An unchanged booking is not read again: mapping is most of a pull's cost.
+                found = self._parsed.get(digest) or read_booking(booking, self.reading, position)
             except BadItem as bad:
                 log.warning("recras.bad_item", account=self.name, item=bad.item, field=bad.field)
                 items.append(bad)
                 unnamed = unnamed or bad.item.startswith("#")
-                raw = json.dumps(booking, sort_keys=True, default=str)
-                seen[bad.item] = "bad:" + hashlib.sha256(raw.encode()).hexdigest()
+                seen[bad.item] = "bad:" + digest
+                continue
+            parsed[digest] = found
+            for appointment in found:
+                items.append(appointment)
+                seen[appointment.native_id] = appointment.content_hash()
+        self._parsed = parsed
         return ensure_items(items), seen, unnamed
 
     def _remember(self, digest: str, seen: dict[str, str]) -> None:
