@@ -23,15 +23,21 @@ and the field, never an exception out of a whole pull.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import structlog
+
 from syncd.errors import BadItem
 from syncd.model import UTC, Appointment, Deleted, Status
+from syncd.providers.base import ensure_items
 from syncd.providers.oa_mapping import localize
+
+log = structlog.get_logger(__name__)
 
 MARK = "syncd"  # extendedProperties.private key on syncd's busy blocks: "busy:<account>:<hash>"
 STATUSES = {
@@ -127,6 +133,26 @@ def version(raw: dict[str, Any]) -> Version:
             except BadField:
                 continue
     return (len(history), newest)
+
+
+def read_listing(
+    raws: list[Any], reading: Reading, seen: Callable[[str, Version], None]
+) -> list[Item]:
+    """A listing's entries read, those not for syncd left out, bad ones named in a warning and
+    kept as ``BadItem``; ``seen`` hears the version of every entry with an id."""
+    items: list[Item] = []
+    for position, raw in enumerate(raws):
+        item = read_item(raw, reading, f"#{position}")
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+            seen(raw["id"], version(raw))
+        if item is None:
+            continue
+        if isinstance(item, BadItem):
+            log.warning(
+                "agendize.bad_item", account=reading.account, item=item.item, field=item.field
+            )
+        items.append(item)
+    return ensure_items(items)
 
 
 def read_item(raw: Any, reading: Reading, position: str) -> Item | None:

@@ -42,7 +42,7 @@ from syncd.errors import BadItem, ConfigError, NotFound, TokenExpired
 from syncd.model import Appointment, BusyBlock, Deleted
 from syncd.providers.ag_busy import Blocks, gmt
 from syncd.providers.ag_client import AgendizeClient, ApiRefusal, Credentials, Listing, TokenGone
-from syncd.providers.ag_mapping import Item, Reading, read_item, version
+from syncd.providers.ag_mapping import Item, Reading, read_item, read_listing, version
 from syncd.providers.ag_watch import Watcher
 from syncd.providers.ag_writeback import WriteBack
 from syncd.providers.base import (
@@ -53,7 +53,6 @@ from syncd.providers.base import (
     Scope,
     WatchVault,
     Window,
-    ensure_items,
 )
 
 log = structlog.get_logger(__name__)
@@ -200,19 +199,7 @@ class AgendizeProvider(Provider):
         return {"sync_token": listing.sync_token, "scope": key}
 
     def _read(self, raws: list[Any]) -> list[Item]:
-        items: list[Item] = []
-        for position, raw in enumerate(raws):
-            item = read_item(raw, self.reading, f"#{position}")
-            if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-                self.watcher.saw(raw["id"], version(raw))
-            if item is None:
-                continue
-            if isinstance(item, BadItem):
-                log.warning(
-                    "agendize.bad_item", account=self.name, item=item.item, field=item.field
-                )
-            items.append(item)
-        return ensure_items(items)
+        return read_listing(raws, self.reading, self.watcher.saw)
 
     def _read_one(self, raw: Any) -> Appointment:
         """A resource the API answered with, as an appointment; raises what it cannot be."""

@@ -152,6 +152,29 @@ def _private(body: Mapping[str, Any]) -> dict[str, Any]:
     return dict(props.get("private", {}))
 
 
+def refusal(state: SandboxState, entry: Entry, start: datetime, end: datetime, zone: str) -> str:
+    """Why ``entry`` cannot take ``[start, end)`` (naive, in ``zone``); empty when it can:
+    inside the company's opening hours and free for its staff member."""
+    local = [m.replace(tzinfo=ZoneInfo(zone)).astimezone(state.zone) for m in (start, end)]
+    hours = state.hours.get(local[0].weekday())
+    if end <= start:
+        return "the end must come after the start"
+    if hours is None or local[0].date() != local[1].date():
+        return "outside the staff member's working hours"
+    if not (hours[0] <= local[0].time() and local[1].time() <= hours[1]):
+        return "outside the staff member's working hours"
+    begin, finish = (m.astimezone(UTC) for m in local)
+    for other in state.appointments.values():
+        if other is entry or other.deleted or other.staff_id != entry.staff_id:
+            continue
+        if other.status in ("cancelled", "declined"):
+            continue
+        o_start, o_end = other.instants()
+        if o_start < finish and begin < o_end:
+            return f"the slot is already taken by appointment {other.id}"
+    return ""
+
+
 def insert_appointment(state: SandboxState, query: Query, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be an appointment object")
@@ -183,7 +206,7 @@ def insert_appointment(state: SandboxState, query: Query, body: Any) -> dict[str
         private=_private(body),
     )
     if query.get("force") != "true":
-        why = state.bookable(entry, entry.start, entry.end)
+        why = refusal(state, entry, entry.start, entry.end, entry.zone)
         if why:
             raise ApiError(400, f"not available: {why}")
     entry.silent = query.get("silent") == "true"
@@ -208,7 +231,7 @@ def update_appointment(
             finish = finish.replace(tzinfo=ZoneInfo(end[1])).astimezone(ZoneInfo(zone))
             finish = finish.replace(tzinfo=None)
         if query.get("force") != "true":
-            why = state.bookable(entry, begin, finish, zone)
+            why = refusal(state, entry, begin, finish, zone)
             if why:
                 raise ApiError(400, f"not available: {why}")
         entry.start, entry.end, entry.zone = begin, finish, zone

@@ -281,29 +281,6 @@ class SandboxState:
         entry.overrides[path] = value
         return self.changed(entry, "updated")
 
-    def bookable(self, entry: Entry, start: datetime, end: datetime, zone: str = "") -> str:
-        """Why ``entry`` cannot take ``[start, end)`` (naive, in ``zone`` or its own zone);
-        empty when it can: inside the company's hours and free for its staff member."""
-        where = ZoneInfo(zone or entry.zone)
-        local = [m.replace(tzinfo=where).astimezone(self.zone) for m in (start, end)]
-        hours = self.hours.get(local[0].weekday())
-        if end <= start:
-            return "the end must come after the start"
-        if hours is None or local[0].date() != local[1].date():
-            return "outside the staff member's working hours"
-        if not (hours[0] <= local[0].time() and local[1].time() <= hours[1]):
-            return "outside the staff member's working hours"
-        begin, finish = (m.astimezone(ZoneInfo("UTC")) for m in local)
-        for other in self.appointments.values():
-            if other is entry or other.deleted or other.staff_id != entry.staff_id:
-                continue
-            if other.status in ("cancelled", "declined"):
-                continue
-            o_start, o_end = other.instants()
-            if o_start < finish and begin < o_end:
-                return f"the slot is already taken by appointment {other.id}"
-        return ""
-
     def seed(self, count: int, seed: int = 0, days: int = 28) -> list[Entry]:
         """``count`` bookings from today on, the same ones for the same seed and clock."""
         rng = random.Random(seed)
