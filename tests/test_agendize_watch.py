@@ -241,3 +241,6 @@ async def test_the_hook_refuses_bad_deliveries_and_runs_nothing_for_echoes(
         await deliver(state, web)
         assert state.delivered == [("updated", 200), ("created", 200)]
         assert world.pokes == [], "syncd's own move and busy block run nothing"
+        bare = {"id": booking.id, "event": "deleted"}  # a deletion need not carry the rest
+        gone = await web.post(hook, json=bare, headers=auth)
+        assert (gone.status_code, gone.json()["syncs"], world.pokes) == (200, 1, ["ag"])

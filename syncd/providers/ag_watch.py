@@ -8,7 +8,8 @@ registration is sent, so a delivery that arrives at once, or after a crash, can 
 The watch is registered again every ``renew`` (the API has no call to ask whether a watch
 still lives, and a lapsed one delivers nothing), at once when the address changed, and an
 hour after a failed attempt: a failure is a warning, never a failed pull, because the poll is
-the safety net. An idle cycle that is not due costs no request.
+the safety net. An idle cycle that is not due costs no request, and the vault is read once
+per renewal period, not per cycle.
 
 Deliveries. They arrive at least once and in any order. A delivery is checked (basic auth,
 in constant time) and then compared by ``ag_mapping.version`` with the newest version of that
@@ -49,7 +50,7 @@ class Watcher:
     address: str = ""
     vault: WatchVault | None = None
     versions: dict[str, Version] = field(default_factory=dict)
-    _retry_at: float = 0.0
+    _not_before: float = 0.0  # no need to look at the vault before then
 
     @property
     def account(self) -> str:
@@ -57,17 +58,16 @@ class Watcher:
 
     def attach(self, address: str, vault: WatchVault) -> None:
         self.address, self.vault = address, vault
+        self._not_before = 0.0
 
     async def ensure(self) -> None:
         """Register the watch when it is due; never raises for the provider's refusal."""
-        if not self.address or self.vault is None or self.now() < self._retry_at:
+        if not self.address or self.vault is None or self.now() < self._not_before:
             return
         stored = dict(self.vault.load() or {})
-        registered = float(stored.get("registered_at") or 0)
-        if (
-            stored.get("address") == self.address
-            and self.now() - registered < self.renew.total_seconds()
-        ):
+        due = float(stored.get("registered_at") or 0) + self.renew.total_seconds()
+        if stored.get("address") == self.address and self.now() < due:
+            self._not_before = due
             return
         if not stored.get("username") or not stored.get("password"):
             stored["username"] = f"syncd-{secrets.token_hex(4)}"
@@ -85,13 +85,14 @@ class Watcher:
         try:
             reply = await self.api.call("watch", "POST", "/watch", body=body)
         except BackendError as err:
-            self._retry_at = self.now() + RETRY_AFTER_FAILURE
+            self._not_before = self.now() + RETRY_AFTER_FAILURE
             log.warning("agendize.watch_failed", account=self.account, error=err.message)
             return
         watch_id = reply.get("id") if isinstance(reply, dict) else None
         stored["watch_id"] = watch_id if isinstance(watch_id, str) else ""
         stored["registered_at"] = str(self.now())
         self.vault.save(stored)
+        self._not_before = self.now() + self.renew.total_seconds()
         log.info("agendize.watch_registered", account=self.account, watch=stored["watch_id"])
 
     def verify(self, authorization: str) -> bool:

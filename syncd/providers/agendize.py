@@ -221,7 +221,11 @@ class AgendizeProvider(Provider):
         return raw, self._read_one(raw)
 
     def notice(self, delivered: dict[str, Any]) -> bool:
-        """Whether a (verified) delivery says more than syncd has seen; see ``ag_watch``."""
+        """Whether a (verified) delivery says more than syncd has seen; see ``ag_watch``.
+
+        A deletion is read like a tombstone: it need not carry a whole appointment."""
+        if delivered.get("event") == "deleted":
+            delivered = {**delivered, "deleted": True}
         item = read_item(delivered, self.reading, "delivery")
         if isinstance(item, BadItem):
             raise item
