@@ -56,7 +56,7 @@ def busy_blocks(
         "RRULE" in event or "RDATE" in event or "RECURRENCE-ID" in event for event in events
     )
     blocks: dict[str, BusyBlock] = {}
-    with reading(item.href, "RRULE"):
+    with reading(item.href, "VEVENT"):  # the library names no property when it fails
         occurrences = recurring_ical_events.of(parsed).after(window.start - _MARGIN)
         for count, occurrence in enumerate(occurrences):
             start = _instant(occurrence.get("DTSTART"), options, item.href, "DTSTART")

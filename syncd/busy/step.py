@@ -12,6 +12,10 @@ Order, as in the appointment cycle, is the crash-safety argument:
 
 An object that cannot be read is reported (named by calendar and href) and its blocks are
 left as they are: a broken event must not free the time it held.
+
+A server without sync-collection answers every ``changes`` call with a complete listing
+(``syncd.calendars.caldav_sync``); such a source is then re-read and re-planned in full
+every cycle: correct, at the cost of its size. The servers people use all have it.
 """
 
 from __future__ import annotations
