@@ -15,7 +15,7 @@ left as they are: a broken event must not free the time it held.
 
 A server without sync-collection answers every ``changes`` call with a complete listing
 (``syncd.calendars.caldav_sync``); such a source is then re-read and re-planned in full
-every cycle: correct, at the cost of its size. The servers people use all have it.
+every cycle: correct, at the cost of its size.
 """
 
 from __future__ import annotations
