@@ -86,7 +86,8 @@ class Watcher:
             reply = await self.api.call("watch", "POST", "/watch", body=body)
         except BackendError as err:
             self._not_before = self.now() + RETRY_AFTER_FAILURE
-            log.warning("agendize.watch_failed", account=self.account, error=err.message)
+            said = err.message.replace(stored["password"], "***")  # were it ever echoed
+            log.warning("agendize.watch_failed", account=self.account, error=said)
             return
         watch_id = reply.get("id") if isinstance(reply, dict) else None
         stored["watch_id"] = watch_id if isinstance(watch_id, str) else ""
