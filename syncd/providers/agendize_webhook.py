@@ -19,13 +19,15 @@ read; ``BadItem`` (400) naming the field for a body that is not an appointment d
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from syncd.errors import AuthError, BadItem
 from syncd.providers.agendize import AgendizeProvider
-from syncd.web.hooks import Delivery
+
+if TYPE_CHECKING:  # the web app imports this module lazily, by name; not the other way round
+    from syncd.web.hooks import Delivery
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +65,7 @@ async def handle_delivery(delivery: Delivery) -> bool:
     log.info(
         "agendize.delivery",
         account=delivery.account,
-        event=payload["event"],
+        change=payload["event"],
         id=payload.get("id"),
         fresh=fresh,
     )
