@@ -18,12 +18,13 @@ import http.client
 import os
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -166,6 +167,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     replace: tuple[bytes, bytes] | None = None
     drop: frozenset[str] = frozenset()  # response headers to leave out, lower case
+    reset: bool = False  # close the connection without an answer (a connection reset)
+    after: bool = False  # with ``reset``: forward the request first, then drop the answer
 
     def matches(self, method: str, body: bytes) -> bool:
         if self.times == 0 or (self.method is not None and self.method != method):
@@ -177,12 +180,18 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "prox
 
 
 class FaultProxy:
-    """A loopback HTTP proxy to ``upstream`` with scripted faults; ``seen`` logs requests."""
+    """A loopback HTTP proxy to ``upstream`` with scripted faults; ``seen`` logs requests.
+
+    ``hook``, when set, sees each request first as (method, path with query, body) and may
+    return the ``Fault`` to apply to it instead of the scripted ones (the crash loop uses it
+    to kill a process at its n-th write).
+    """
 
     def __init__(self, upstream: str, certificate: tuple[Path, Path] | None = None) -> None:
         self.upstream = urlsplit(upstream).netloc
         self.seen: list[tuple[str, bytes]] = []
         self.faults: list[Fault] = []
+        self.hook: Callable[[str, str, bytes], Fault | None] | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -242,7 +251,7 @@ class FaultProxy:
             def handle_one_request(self) -> None:
                 try:
                     super().handle_one_request()
-                except (BrokenPipeError, ConnectionResetError):
+                except OSError:  # the client went away, or ``hang_up`` closed the socket
                     self.close_connection = True
 
             def __getattr__(self, name: str) -> object:
@@ -254,8 +263,14 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 fault = proxy._pick(self.command, body)
+                hook = proxy.hook
+                if hook is not None:
+                    fault = hook(self.command, self.path, body) or fault
                 if fault is not None and fault.delay:
                     time.sleep(fault.delay)
+                if fault is not None and fault.reset and not fault.after:
+                    self.hang_up()
+                    return
                 if fault is not None and fault.status is not None:
                     self.answer(fault.status, fault.headers, fault.body)
                     return
@@ -270,11 +285,21 @@ class FaultProxy:
                     kept = {k: v for k, v in reply.getheaders() if k.lower() not in _HOP}
                 finally:
                     connection.close()
+                if fault is not None and fault.reset:
+                    self.hang_up()
+                    return
                 if fault is not None and fault.replace is not None:
                     content = content.replace(*fault.replace)
                 if fault is not None:
                     kept = {k: v for k, v in kept.items() if k.lower() not in fault.drop}
                 self.answer(reply.status, kept, content)
+
+            def hang_up(self) -> None:
+                """Close the connection at once, with a TCP reset rather than a clean FIN."""
+                self.close_connection = True
+                linger = struct.pack("ii", 1, 0)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                self.connection.close()
 
             def answer(self, status: int, headers: dict[str, str], content: bytes) -> None:
                 self.send_response(status)
