@@ -3,7 +3,10 @@
 Every action is idempotent, so an entry left pending by a crash is simply run again:
     create  uses a UID derived from the appointment; ``AlreadyExists`` adopts the item found
     update  sends If-Match; a 412 re-reads: our content already there is adopted, someone
-            else's change is left for the next cycle (its pull will show it) -- never overwritten
+            else's change is left for the next cycle (its pull will show it) -- never overwritten.
+            The appointment is then not recorded as agreed and ``Outcome.superseded`` asks the
+            cycle to keep the provider's cursor: the next cycle sees both sides changed and the
+            sync's conflict policy decides, instead of taking the person's edit as the only one
     delete  sends If-Match; gone counts as done; a 412 re-reads and deletes the newer version
     write-back re-reads at the provider first (``Provider.move``/``cancel`` promise that)
 Finished actions are committed in batches, each action's state change together with its
@@ -79,6 +82,7 @@ class Outcome:
     applied: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (native id, message)
     stopped: Exception | None = None
+    superseded: int = 0  # writes overtaken by someone else's change (a 412 on update)
 
 
 class _Superseded(Exception):
@@ -93,11 +97,13 @@ class Applier:
     calendars: Mapping[str, Calendar]
     renderer: Renderer
     batch: int = 500
+    superseded: int = field(default=0, init=False)
 
     async def run(self, entries: Sequence[tuple[int, Action]]) -> Outcome:
         """Apply ``entries`` in order. Only finished actions are committed: if the process
         dies here, whatever was not committed is still pending and runs again on restart."""
         outcome = Outcome()
+        superseded = self.superseded
         done: list[tuple[int, Change]] = []
         for entry_id, action in entries:
             try:
@@ -127,6 +133,7 @@ class Applier:
                 self.store.commit(self.sync, done)
                 done = []
         self.store.commit(self.sync, done)
+        outcome.superseded = self.superseded - superseded
         return outcome
 
     async def apply_one(self, action: Action) -> Change:
@@ -134,8 +141,8 @@ class Applier:
         nid = action.native_id
         match action:
             case PutEvent(appointment=appt, target=target):
-                change.records[nid] = appt
-                await self._show(change, nid, appt, target)
+                if await self._show(change, nid, appt, target):
+                    change.records[nid] = appt
             case DeleteEvent(target=target):
                 await self._delete(target)
                 change.links[(nid, target.calendar)] = self._detached(nid, target.calendar)
@@ -156,14 +163,15 @@ class Applier:
     def _detached(self, nid: str, calendar: str) -> tuple[str, Link]:
         return self.renderer.uid(nid), Link(calendar, "", "", "", 0)
 
-    async def _show(self, change: Change, nid: str, appt: Appointment, target: Target) -> None:
+    async def _show(self, change: Change, nid: str, appt: Appointment, target: Target) -> bool:
+        """Make ``target`` show ``appt``; False when someone's change overtook the write."""
         if target.unlink:
             change.links[(nid, target.calendar)] = self._detached(nid, target.calendar)
-            return
+            return True
         if target.delete:
             await self._delete(target)
             change.links[(nid, target.calendar)] = self._detached(nid, target.calendar)
-            return
+            return True
         rendered = self.renderer.render(appt, target.calendar, target.sequence)
         try:
             ref = await self._put(target, rendered)
@@ -174,9 +182,11 @@ class Applier:
                 appointment=nid,
                 calendar=target.calendar,
             )
-            return
+            self.superseded += 1
+            return False
         link = Link(target.calendar, ref.href, ref.etag, rendered.hash, target.sequence)
         change.links[(nid, target.calendar)] = (rendered.uid, link)
+        return True
 
     async def _put(self, target: Target, rendered: Rendered) -> ItemRef:
         calendar = self.calendars[target.calendar]

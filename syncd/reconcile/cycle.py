@@ -206,6 +206,10 @@ async def _cycle(
         result.outcome = await applier.run(entries)
         if result.outcome.stopped is not None:
             raise result.outcome.stopped
+        if result.outcome.superseded:
+            # A person changed an event as syncd wrote the provider's change to it. Keep the
+            # provider's cursor: the next pull brings that change again, beside the person's.
+            cursors.pop(provider_scope(sync.name))
         store.save_cursors(sync.name, cursors)
         store.record_item_errors(sync.name, problems.bad)
         if problems.ok:
