@@ -6,11 +6,15 @@ Kept apart from the hot-path store code; these are read by people, a few rows at
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.exc import OperationalError
 
+from syncd.errors import StoreError
 from syncd.state.tables import ConflictRow, ItemErrorRow, JournalRow, LinkRow, RunRow
 
 R = RunRow.__table__  # type: ignore[attr-defined]
@@ -44,8 +48,19 @@ class SyncStatus:
     item_errors: list[dict[str, str]] = field(default_factory=list)
 
 
+@contextmanager
+def _writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction; a database that cannot take it (SQLite's "database is locked")
+    is a ``StoreError``, as in ``Store``, not a driver exception with its SQL attached."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except OperationalError as err:
+        raise StoreError(f"state database {engine.url!r}: {err.orig}") from err
+
+
 def start_run(engine: Engine, sync: str, now: datetime) -> int:
-    with engine.begin() as conn:
+    with _writing(engine) as conn:
         query = R.insert().values(sync=sync, started_at=now, status="running").returning(R.c.id)
         return int(conn.execute(query).scalar_one())
 
@@ -53,7 +68,7 @@ def start_run(engine: Engine, sync: str, now: datetime) -> int:
 def finish_run(
     engine: Engine, run_id: int, now: datetime, status: str, counts: dict[str, int], error: str
 ) -> None:
-    with engine.begin() as conn:
+    with _writing(engine) as conn:
         conn.execute(
             update(R)
             .where(R.c.id == run_id)

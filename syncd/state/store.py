@@ -66,7 +66,8 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as err:
-            raise StoreError(f"state database {self.url}: {err.orig}") from err
+            # The engine's URL, not ``self.url``: its repr hides a PostgreSQL password.
+            raise StoreError(f"state database {self.engine.url!r}: {err.orig}") from err
 
     # -- records and links -------------------------------------------------------------
 
