@@ -19,6 +19,7 @@ SANDBOXES: dict[str, str] = {
     "onlineafspraken": "syncd.sandbox.onlineafspraken:main",
     "agendize": "syncd.sandbox.agendize:main",
     "recras": "syncd.sandbox.recras:main",
+    "qmatic": "syncd.sandbox.qmatic:main",
 }
 
 
