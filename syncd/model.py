@@ -9,6 +9,7 @@ them and keeps them as the last agreed version, so they must not change under it
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -56,6 +57,7 @@ class Appointment:
     updated: datetime | None = None
     extra: tuple[tuple[str, str], ...] = ()
     _hash: str = field(default="", init=False, repr=False, compare=False)
+    _text: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.native_id:
@@ -130,6 +132,13 @@ class Appointment:
             "updated": self.updated.isoformat() if self.updated else None,
             "extra": [list(pair) for pair in self.extra],
         }
+
+    def dumps(self) -> str:
+        """``to_json`` as JSON text, made once per object: the journal and the record of the
+        same appointment both store it."""
+        if not self._text:
+            object.__setattr__(self, "_text", json.dumps(self.to_json(), separators=(",", ":")))
+        return self._text
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Appointment:

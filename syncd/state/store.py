@@ -286,7 +286,7 @@ def _apply_change(conn: Connection, sync: str, change: Change, now: datetime) ->
             {
                 "sync": sync,
                 "native_id": nid,
-                "data": json.dumps(appt.to_json()),
+                "data": appt.dumps(),
                 "hash": appt.content_hash(),
                 "start": appt.start.astimezone(UTC),
                 "updated_at": now,
