@@ -13,4 +13,5 @@ def anyio_backend() -> str:
 # -- real CalDAV servers ----------------------------------------------------------------------
 # Radicale, Xandikos and a fault-injecting proxy, started only by tests that ask for them
 # (fixtures `radicale`, `xandikos`, `dav_server`, `proxy`); see tests/servers.py.
-pytest_plugins = ["tests.servers"]
+# tests/fuzz_report.py prints how many cases the fuzz tests ran, at the end of every run.
+pytest_plugins = ["tests.servers", "tests.fuzz_report"]
