@@ -25,6 +25,11 @@ from syncd.errors import BadItem
 # attachments come near.
 MAX_ICS_CHARS = 4_000_000
 
+# Nor more lines than this: icalendar spends some 0.1 ms on each content line, so four
+# million characters of short lines ("X-A:b") took a minute; real objects, even a series
+# with thousands of overrides, stay under a few tens of thousands.
+MAX_LINES = 100_000
+
 # How deep components may nest (VCALENDAR > VEVENT > VALARM is 3). Deeper input is not
 # iCalendar any client writes, and walking it recursively could exhaust the stack.
 MAX_DEPTH = 8
@@ -75,6 +80,9 @@ def load_calendar(ics: str | bytes, item: str) -> Calendar:
         raise BadItem(item, "ics", f"expected iCalendar text, got {type(ics).__name__}")
     if len(ics) > MAX_ICS_CHARS:
         raise BadItem(item, "ics", f"{len(ics)} characters, more than {MAX_ICS_CHARS}")
+    lines = ics.count("\n")
+    if lines > MAX_LINES:
+        raise BadItem(item, "ics", f"{lines} lines, more than {MAX_LINES}")
     ics = ics.removeprefix("\ufeff")
     if not ics.strip():
         raise BadItem(item, "ics", "empty")
