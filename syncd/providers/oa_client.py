@@ -227,6 +227,8 @@ class OnlineAfsprakenClient:
             raise TransientError(self.backend, f"{method}: timed out") from None
         except httpx.TransportError as err:
             raise TransientError(self.backend, f"{method}: {type(err).__name__}") from None
+        except httpx.InvalidURL:  # a parameter from a reply too long for any URL
+            raise BackendError(self.backend, f"{method}: the request is too long") from None
         self._check_http(method, response)
         try:
             reply = parse_reply(response.content, items)

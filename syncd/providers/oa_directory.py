@@ -64,6 +64,11 @@ class OAScope:
         return {key: value for key, value in found.items() if value}
 
 
+def _ident(value: str) -> bool:
+    """An id as the API hands them out: a number of a sane length."""
+    return value.isdigit() and len(value) <= 20
+
+
 class Directory:
     """Names by id and agendas by appointment id, fetched lazily through ``api``."""
 
@@ -87,7 +92,9 @@ class Directory:
         if not self.private:
             for e in elements:
                 customer = text(e, "CustomerId")
-                if customer and not text(e, "CustomerName") and customer not in self.customers:
+                if not _ident(customer) or text(e, "CustomerName"):
+                    continue  # an id that is no number names nobody: no request for it
+                if customer not in self.customers:
                     await self.refresh_customer(customer)
         return Names(self.types, self.resources, self.customers)
 
