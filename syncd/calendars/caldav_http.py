@@ -9,6 +9,8 @@ This module promises three things the rest of the backend builds on:
   from ``create`` compares equal to the one a later sync report names.
 * **Every request counted.** A response hook counts round trips per worker thread, so a call
   knows exactly what it cost (``CalendarChanges.requests``; promise 6: an idle cycle is one).
+* **No entities.** A multistatus that declares a DTD is refused whole (``BackendError``):
+  the library does not expand entities, which would cut an item's text short unnoticed.
 * **Failures in syncd's words.** ``translate`` turns library and transport exceptions into
   ``syncd.errors``; messages carry the calendar's name and a URL without userinfo, never a
   password (the library sends credentials through an auth object, never in logged headers).
@@ -102,6 +104,14 @@ def _status(text: str | None) -> int:
     """The code in ``HTTP/1.1 404 Not Found``; 200 when there is none."""
     parts = (text or "").split()
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 200
+
+
+def declares_entities(tree: Any) -> bool:
+    """Whether a parsed reply (lxml) has a DOCTYPE, and so may declare entities."""
+    if tree is None or not hasattr(tree, "getroottree"):
+        return False
+    docinfo = tree.getroottree().docinfo
+    return bool(docinfo.doctype or docinfo.internalDTD is not None)
 
 
 def parse_multistatus(tree: Any) -> list[Member]:
@@ -223,6 +233,11 @@ class DavSession:
         response = self.request(method, url, body, headers)
         if response.status != 207:
             raise HttpStatus(response.status)
+        if declares_entities(response.tree):
+            # The library's parser leaves entities unexpanded, so the text around one is cut
+            # short without a word; a DAV server never needs them: refuse the reply whole.
+            where = f"{method} {display_url(url)}"
+            raise BackendError(self.name, f"{where}: the reply declares a DTD or entities")
         return parse_multistatus(response.tree)
 
     def _failure(self, status: int, where: str, missing: str | None) -> BackendError:
