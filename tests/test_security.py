@@ -6,8 +6,8 @@ the Qmatic client_secret, the CalDAV password, the status page password, a feed 
 serves each provider's sandbox with them. It then runs what a person runs (``syncd check``,
 ``sync``, ``sync --dry-run``, ``status``, ``status --json``, ``feeds``) and the daemon
 (``syncd run``: /healthz, /metrics, the status page, a feed, webhooks right and wrong), with
-one account failing on purpose (a wrong api_secret) and one provider answering 503s, because
-error messages are where secrets leak. Everything produced is searched for every secret, as
+one account failing on purpose (a wrong api_secret), because error messages are where
+secrets leak, and at debug level, where every request is logged. Everything produced is searched for every secret, as
 written, URL-quoted and base64-encoded (as in a Basic ``Authorization`` header): every line
 of output, every HTTP answer, and every file the runs left (the state database with its
 WAL, the lock file).
