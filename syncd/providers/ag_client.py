@@ -155,7 +155,7 @@ class AgendizeClient:
         if content.strip():
             try:
                 payload = json.loads(content)
-            except ValueError as err:
+            except (ValueError, RecursionError) as err:  # nested past the parser's depth
                 if status < 400:
                     log.warning(
                         "agendize.unreadable_reply",

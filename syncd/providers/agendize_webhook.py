@@ -38,7 +38,7 @@ def parse_delivery(body: bytes) -> dict[str, Any]:
     """The delivery as a JSON object with a known ``event``; ``BadItem`` otherwise."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth
         raise BadItem("delivery", "body", "not JSON") from None
     if not isinstance(payload, dict):
         raise BadItem("delivery", "body", f"not a JSON object but {type(payload).__name__}")

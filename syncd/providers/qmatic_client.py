@@ -127,7 +127,7 @@ class QmaticClient:
             return None
         try:
             return response.json()
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:  # nested past the parser's depth
             log.warning("qmatic.unreadable_reply", backend=self.backend, call=name, reason=str(err))
             raise TransientError(self.backend, f"{name}: the answer is not JSON ({err})") from None
 
@@ -159,7 +159,7 @@ class QmaticClient:
             value = str(data["access_token"])
             given = data.get("expires_in")
             lifetime = DEFAULT_LIFETIME if given is None else float(given)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise TransientError(self.backend, "token: the answer holds no access_token") from None
         log.info("qmatic.token", backend=self.backend, lifetime=lifetime)
         return _Token(value, self._now() + lifetime)
@@ -216,7 +216,7 @@ def _field(response: httpx.Response, key: str) -> str:
     """One text field of a JSON error body, or ``""`` when the body has none."""
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     value = data.get(key) if isinstance(data, dict) else None
     return value if isinstance(value, str) else ""

@@ -93,7 +93,7 @@ class RecrasClient:
         self._check(name, response)
         try:
             return json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser's depth
             log.warning("recras.unreadable_reply", backend=self.backend, call=name)
             raise TransientError(self.backend, f"{name}: the answer is not JSON") from None
 
@@ -123,7 +123,7 @@ def error_message(response: httpx.Response) -> str:
     text = response.text
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = text
     if isinstance(data, dict):
         inner = data.get("error", data)

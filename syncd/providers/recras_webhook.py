@@ -33,7 +33,7 @@ def parse_delivery(body: bytes) -> tuple[str, int]:
     """``(event, booking id)`` of a delivery body; ``BadItem`` when it is malformed."""
     try:
         payload: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth
         raise BadItem("webhook", "body", "not JSON") from None
     if not isinstance(payload, dict):
         raise BadItem("webhook", "body", "not a JSON object")
