@@ -70,11 +70,11 @@ class Reading:
 @lru_cache(maxsize=256)
 def zone_named(name: str) -> ZoneInfo:
     """The IANA zone ``name``; ``ValueError`` for anything else (paths, junk, unknown)."""
-    if not _ZONE_NAME.fullmatch(name):
+    if len(name) > 64 or not _ZONE_NAME.fullmatch(name):  # a long one is a file name too long
         raise ValueError(f"unknown time zone {name[:64]!r}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
