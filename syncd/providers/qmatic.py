@@ -132,7 +132,11 @@ class QmaticProvider(Provider):
             pids.setdefault(_pid_of(nid), None)
         items: list[Item] = []
         for pid in pids:
-            found, certain = await self._search(pid)
+            try:
+                found, certain = await self._search(pid)
+            except BadItem as unreadable:  # this customer's answer only: the others go on
+                items.append(unreadable)
+                continue
             items += [i for i in found if _wanted(i, known, window, service, branch)]
             if not certain:
                 continue  # an unnamed bad item may be any of them: absence proves nothing

@@ -118,6 +118,8 @@ def _moment(data: Mapping[str, Any], key: str, zone: ZoneInfo) -> datetime:
 
 
 def _status(raw: Any) -> Status:
+    if raw is not None and not isinstance(raw, str):  # a list or an object is no status
+        raise _Wrong("status", f"expected text, got {type(raw).__name__}")
     value = raw.upper() if isinstance(raw, str) else raw
     if value is None or value in _CONFIRMED:
         return Status.CONFIRMED
