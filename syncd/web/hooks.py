@@ -7,9 +7,10 @@ before trusting anything in it; the route then runs every sync of the account so
 (debounced, see ``syncd.daemon.scheduler``), which re-reads the provider with our own
 credentials. A delivery is only ever a hint to look again, so a forged one costs one pull.
 
-Answers: 200 accepted; 404 for an unknown account, a kind mismatch or a kind without
-webhooks (the same body as any 404); 403 when authentication fails; 400 for a malformed
-delivery. Nothing in an answer or a log line repeats what the delivery carried.
+Answers: 200 accepted (also when the provider could not be reached to look at what the
+delivery names: the syncs run anyway); 404 for an unknown account, a kind mismatch or a kind
+without webhooks (the same body as any 404); 403 when authentication fails; 400 for a
+malformed delivery. Nothing in an answer or a log line repeats what the delivery carried.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from syncd.config import ProviderConfig
-from syncd.errors import AuthError, BadItem
+from syncd.errors import AuthError, BackendError, BadItem
 from syncd.providers.base import Provider
 from syncd.web.context import context
 from syncd.web.feeds import not_found
@@ -119,6 +120,16 @@ async def receive(request: Request) -> Response:
         log.warning("webhook refused: malformed", provider=kind, account=account, field=err.field)
         ctx.metrics.webhooks.labels(kind, "malformed").inc()
         return JSONResponse({"error": "bad request"}, status_code=400)
+    except BackendError as err:
+        # The delivery was genuine, but looking at what it names failed (the provider is
+        # down): the account's syncs still run soon, and their pull finds the change.
+        log.warning(
+            "webhook accepted, provider unavailable",
+            provider=kind,
+            account=account,
+            error=type(err).__name__,
+        )
+        fresh = True
     if fresh is False:
         ctx.metrics.webhooks.labels(kind, "repeat").inc()
         log.info("webhook accepted, nothing new", provider=kind, account=account)
