@@ -7,10 +7,10 @@ serves each provider's sandbox with them. It then runs what a person runs (``syn
 ``sync``, ``sync --dry-run``, ``status``, ``status --json``, ``feeds``) and the daemon
 (``syncd run``: /healthz, /metrics, the status page, a feed, webhooks right and wrong), with
 one account failing on purpose (a wrong api_secret), because error messages are where
-secrets leak, and at debug level, where every request is logged. Everything produced is searched for every secret, as
-written, URL-quoted and base64-encoded (as in a Basic ``Authorization`` header): every line
-of output, every HTTP answer, and every file the runs left (the state database with its
-WAL, the lock file).
+secrets leak, and at debug level, where every request is logged. Everything produced is
+searched for every secret, as written, URL-quoted and base64-encoded (as in a Basic
+``Authorization`` header): every line of output, every HTTP answer, and every file the
+runs left (the state database with its WAL, the lock file).
 
 Two places show a feed token on purpose: ``syncd feeds`` and the status page, to someone
 who may read the config. Nothing else may.
