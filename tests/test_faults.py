@@ -124,7 +124,8 @@ async def test_a_failing_provider_is_retried_backs_off_reports_and_converges(
     assert words in state.last_error, state.last_error
     assert shop is not None
     assert shop.status == "ok"
-    assert shop_took < max(salon_took, 1.0)
+    if fault == "timeout":  # salon waited out its timeout; shop did not wait for it
+        assert shop_took < salon_took
 
     # 2. an early retry is asked for, never before the server's Retry-After
     assert len(world.retries) == 1

@@ -120,7 +120,8 @@ async def test_a_failing_calendar_is_retried_backs_off_reports_and_converges(
     assert PASSWORD not in state.last_error
     assert shop is not None
     assert shop.status == "ok"
-    assert shop_took < max(salon_took, 1.0)
+    if fault == "timeout":  # salon waited out its timeout; shop did not wait for it
+        assert shop_took < salon_took
 
     [(name, delay)] = world.retries
     assert name == "salon"

@@ -265,7 +265,8 @@ async def test_a_failing_provider_is_retried_backs_off_reports_and_converges(
     assert state.error_kind.endswith(kind), state.last_error
     assert shop is not None
     assert shop.status == "ok"
-    assert shop_took < max(biz_took, 1.0)
+    if fault == "timeout":  # biz waited out its timeout; shop did not wait for it
+        assert shop_took < biz_took
 
     transient = kind != "AuthError"
     assert [sync for sync, _ in world.retries] == (["biz"] if transient else [])
