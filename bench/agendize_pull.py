@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bench.onlineafspraken_pull import TimedApp, peak_rss_mib, timed
+from bench.onlineafspraken_pull import TimedApp, peak_rss_mib, table, timed
 from syncd.calendars.memory import MemoryCalendar
 from syncd.ical import RenderOptions
 from syncd.providers.ag_client import Credentials
@@ -137,34 +137,6 @@ async def measure(appointments: int, page_size: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}",
     }
-
-
-def table(figures: dict[str, Any]) -> str:
-    pull, first, idle = figures["pull"], figures["first_sync"], figures["idle"]
-    rows = [
-        ("appointments", f"{figures['appointments']:,} (pages of {figures['page_size']})"),
-        ("pull only", _rate(pull)),
-        ("pull requests", _requests(pull["requests"])),
-        ("pull + reconcile", _rate(first)),
-        ("events created", f"{first['created']:,}"),
-        ("echo cycle actions", str(figures["echo_actions"])),
-        ("idle cycle", f"{idle['seconds'] * 1000:.1f} ms, {idle['actions']} actions"),
-        ("idle requests", _requests(idle["requests"])),
-        ("peak RSS", f"{figures['peak_rss_mib']:.0f} MiB"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
-
-
-def _rate(phase: dict[str, Any]) -> str:
-    return (
-        f"{phase['seconds']:.2f} s  {phase['appointments_per_s']:,.0f} appt/s"
-        f"  (of which {phase['sandbox_seconds']:.2f} s inside the sandbox)"
-    )
-
-
-def _requests(counts: dict[str, int]) -> str:
-    return ", ".join(f"{op} x{n}" for op, n in sorted(counts.items())) or "none"
 
 
 def main(argv: list[str] | None = None) -> int:
