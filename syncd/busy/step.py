@@ -33,6 +33,7 @@ from syncd.calendars.base import Calendar, CalendarCapability, CalendarChanges
 from syncd.errors import BadItem, TokenExpired
 from syncd.model import BusyBlock, CalendarItem
 from syncd.providers.base import Provider, Scope, Window
+from syncd.reconcile.actions import count_kinds
 from syncd.state.busy import BusyLinks
 from syncd.state.store import Store
 
@@ -59,10 +60,7 @@ class BusyReport:
         return [describe(action) for action in self.actions]
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for action in self.actions:
-            out[action.kind] = out.get(action.kind, 0) + 1
-        return out
+        return count_kinds(self.actions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from syncd.intake.plan import IntakeAction, describe, plan_intake
 from syncd.intake.read import Reading, read_intake
 from syncd.model import UTC
 from syncd.providers.base import Provider, Scope, Window
+from syncd.reconcile.actions import count_kinds
 from syncd.reconcile.apply import Renderer
 from syncd.state.store import Store
 
@@ -61,9 +62,7 @@ class IntakeReport:
         return [describe(action) for action in self.actions]
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for action in self.actions:
-            out[action.kind] = out.get(action.kind, 0) + 1
+        out = count_kinds(self.actions)
         if self.outcome.booked:
             out["intake-booked"] = len(self.outcome.booked)
         if self.outcome.refused:

@@ -18,6 +18,8 @@ into I/O plus one state change committed together with the journal mark.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -155,6 +157,11 @@ class Plan:
                 key = "create" if not action.target.href else "update"
             out[key] = out.get(key, 0) + 1
         return out
+
+
+def count_kinds(actions: Iterable[Any]) -> dict[str, int]:
+    """How many actions of each ``kind``: the counts a run records and ``syncd sync`` prints."""
+    return dict(Counter(action.kind for action in actions))
 
 
 def to_json(action: Action) -> str:
