@@ -31,7 +31,7 @@ from syncd.feeds.tables import FeedEventRow, FeedMetaRow
 from syncd.ical import RenderOptions
 from syncd.model import Appointment
 from syncd.reconcile.policy import Privacy
-from syncd.state.engine import upsert
+from syncd.state.bulk import upsert
 from syncd.state.store import Store
 from syncd.state.tables import AppointmentRow
 

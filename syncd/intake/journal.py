@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select, update
 
 from syncd.intake.plan import Decision, IntakeAction, from_json, to_json
+from syncd.state.bulk import upsert
 from syncd.state.changes import Change
-from syncd.state.engine import upsert
 from syncd.state.store import Store, _apply_change, utcnow
 from syncd.state.tables import IntakeRow, JournalRow, RunRow
 

@@ -16,7 +16,7 @@ from datetime import UTC
 from sqlalchemy import delete, func, select, update
 
 from syncd.busy.plan import BusyAction, BusyLink, from_json, to_json
-from syncd.state.engine import upsert
+from syncd.state.bulk import upsert
 from syncd.state.store import Store, utcnow
 from syncd.state.tables import BusyLinkRow, JournalRow, RunRow
 

@@ -8,11 +8,10 @@ daemon writes waits instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import SQLModel
 
@@ -90,21 +89,3 @@ def migrate(
             return target
     except OperationalError as err:
         raise StoreError(f"cannot open state database {engine.url!r}: {err.orig}") from err
-
-
-def upsert(
-    conn: Connection, table: Table, keys: Sequence[str], rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE each row (one executemany), in the connection's dialect."""
-    if not rows:
-        return
-    dialect = conn.dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table)
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise StoreError(f"unsupported database dialect {dialect}")
-    columns = {c: getattr(stmt.excluded, c) for c in rows[0] if c not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=columns), list(rows))
