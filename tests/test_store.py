@@ -8,6 +8,8 @@ code must run on PostgreSQL; when a server can be started here, the round trip r
 from __future__ import annotations
 
 import importlib.util
+import itertools
+import json
 import os
 import pwd
 import shutil
@@ -52,8 +54,9 @@ from syncd.reconcile.state import Link, Record
 from syncd.state import engine as engine_module
 from syncd.state import history
 from syncd.state import store as store_module
+from syncd.state.bulk import upsert
 from syncd.state.changes import Change
-from syncd.state.engine import migrate, upsert
+from syncd.state.engine import migrate
 from syncd.state.store import Store
 from syncd.state.tables import SCHEMA_VERSION, LinkRow, Meta
 
@@ -304,6 +307,22 @@ def test_action_json_round_trip(action: Action) -> None:
     assert from_json(to_json(action)) == action
 
 
+@given(appointments())
+@settings(max_examples=300, deadline=None)
+def test_appointment_text_is_what_json_dumps_makes_of_it(appt: Appointment) -> None:
+    # The record and the journal store ``dumps()``; it is written by hand for speed, so it
+    # must stay exactly the compact JSON of ``to_json()`` (lone surrogates and all).
+    assert appt.dumps() == json.dumps(appt.to_json(), separators=(",", ":"))
+
+
+@given(ACTIONS)
+@settings(max_examples=300, deadline=None)
+def test_action_text_is_valid_json_of_its_fields(action: Action) -> None:
+    data = json.loads(to_json(action))
+    assert set(data) == set(action.__slots__)
+    assert data["kind"] == action.kind
+
+
 def test_updated_in_a_repeated_hour_round_trips_equal() -> None:
     updated = datetime(2026, 10, 25, 2, 30, tzinfo=AMS, fold=1)
     action = Remember("n1", replace(appointment("n1"), updated=updated))
@@ -324,6 +343,24 @@ def test_journal_returns_ids_in_order_and_pending_returns_equal_actions(store: S
         assert store.pending_count(sync) == len(actions)
 
     check()
+
+
+def test_journal_ids_when_another_writer_interleaves(store: Store) -> None:
+    # The ids come back as a range when they are one contiguous block; here a trigger (standing
+    # in for a concurrent writer on PostgreSQL) slips another run's row after each of ours.
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER interleave AFTER INSERT ON journal WHEN NEW.sync = 'mine' BEGIN "
+            "INSERT INTO journal (sync, run_id, kind, payload, state, error, created_at, "
+            "updated_at) VALUES ('theirs', NEW.run_id + 1000, 'forget', '{}', 'done', '', "
+            "NEW.created_at, NEW.updated_at); END"
+        )
+    run = history.start_run(store.engine, "mine", datetime.now(UTC))
+    ids = store.journal("mine", run, [Forget("a"), Forget("b"), Forget("c")])
+    assert [b - a for a, b in itertools.pairwise(ids)] == [2, 2]
+    assert store.pending("mine") == list(
+        zip(ids, [Forget("a"), Forget("b"), Forget("c")], strict=True)
+    )
 
 
 def test_journal_of_one_run_twice_returns_only_the_new_ids(store: Store) -> None:
@@ -793,3 +830,35 @@ def test_round_trip_on_postgresql(postgres_url: str) -> None:
             migrate(store.engine)  # what opening it with this version does
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("wanted", [3, store_module._CHUNK + 1, 1200])
+def test_records_of_many_ids_read_by_chunks_or_whole_give_the_same(
+    store: Store, wanted: int
+) -> None:
+    # Up to a chunk: one IN list. More, but a minority of the sync: IN lists by chunk. A
+    # majority: the whole sync read once and filtered. Each must return exactly those asked.
+    ids = [f"n{i:05d}" for i in range(1300)]
+    store.commit(SYNC, [(0, linked(*ids)), (0, linked("elsewhere", calendar="private"))])
+    store.commit("other-sync", [(0, linked(*ids[:50]))])
+    asked = [*ids[-wanted:], "unknown"]
+    found = store.records(SYNC, asked)
+    assert sorted(found) == sorted(ids[-wanted:])
+    assert found[ids[-1]].links == {CAL: link(ids[-1])[1]}
+    assert found[ids[-1]].appointment == appointment(ids[-1])
+
+
+@given(st.sets(st.integers(min_value=1, max_value=60)))
+def test_done_marks_cover_exactly_the_entries_in_ranges_and_singles(ids: set[int]) -> None:
+    runs, single = store_module._runs(sorted(ids))
+    covered = [i for low, high in runs for i in range(low, high + 1)] + single
+    assert sorted(covered) == sorted(ids)  # each once
+    assert all(high > low for low, high in runs)
+    assert all(i - 1 not in ids and i + 1 not in ids for i in single)
+
+
+def test_commit_with_a_gap_leaves_only_the_entry_in_the_gap_pending(store: Store) -> None:
+    run = history.start_run(store.engine, SYNC, datetime.now(UTC))
+    ids = store.journal(SYNC, run, [Forget(f"f{i}") for i in range(7)])
+    store.commit(SYNC, [(entry, Change()) for entry in ids if entry != ids[3]])
+    assert [entry for entry, _ in store.pending(SYNC)] == [ids[3]]

@@ -15,7 +15,6 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import OperationalError
@@ -23,8 +22,9 @@ from sqlalchemy.exc import OperationalError
 from syncd.errors import StoreError
 from syncd.reconcile.actions import Action, from_json, to_json
 from syncd.reconcile.state import Link, Record
+from syncd.state.bulk import insert_rows, upsert, upsert_rows
 from syncd.state.changes import Change
-from syncd.state.engine import make_engine, upsert
+from syncd.state.engine import make_engine
 from syncd.state.tables import (
     AppointmentRow,
     ConflictRow,
@@ -78,6 +78,16 @@ class Store:
                 return _records(conn, sync, None)
             out: dict[str, Record] = {}
             ids = sorted(set(native_ids))
+            if len(ids) > _CHUNK:
+                # Asking for most of them (every appointment moved, say): one plain read of
+                # all is cheaper than the IN lists, whose parameters cost more than the rows.
+                total = conn.execute(
+                    select(func.count()).select_from(A).where(A.c.sync == sync)
+                ).scalar_one()
+                if 2 * len(ids) > total:
+                    wanted = set(ids)
+                    everything = _records(conn, sync, None)
+                    return {nid: rec for nid, rec in everything.items() if nid in wanted}
             for i in range(0, len(ids), _CHUNK):
                 out.update(_records(conn, sync, ids[i : i + _CHUNK]))
             return out
@@ -150,23 +160,26 @@ class Store:
         if not actions:
             return []
         now = utcnow()
-        rows = [
-            {
-                "sync": sync,
-                "run_id": run_id,
-                "kind": a.kind,
-                "payload": to_json(a),
-                "state": "pending",
-                "error": "",
-                "created_at": now,
-                "updated_at": now,
-            }
-            for a in actions
-        ]
+        rows = [(a.kind, to_json(a)) for a in actions]
+        constants = {
+            "sync": sync,
+            "run_id": run_id,
+            "state": "pending",
+            "error": "",
+            "created_at": now,
+            "updated_at": now,
+        }
         with self._tx() as conn:
             first = conn.execute(select(func.max(J.c.id))).scalar_one_or_none() or 0
-            conn.execute(J.insert(), rows)
-            query = select(J.c.id).where(J.c.run_id == run_id, J.c.id > first).order_by(J.c.id)
+            insert_rows(conn, J, ("kind", "payload"), rows, constants)
+            ours = (J.c.run_id == run_id, J.c.id > first)
+            span = conn.execute(
+                select(func.min(J.c.id), func.max(J.c.id), func.count()).where(*ours)
+            )
+            low, high, count = span.one()
+            if count and high - low + 1 == count:  # the usual case: one contiguous block
+                return list(range(int(low), int(high) + 1))
+            query = select(J.c.id).where(*ours).order_by(J.c.id)
             return [int(i) for i in conn.execute(query).scalars()]
 
     def pending(self, sync: str) -> list[tuple[int, Action]]:
@@ -194,13 +207,14 @@ class Store:
         now = utcnow()
         with self._tx() as conn:
             _apply_change(conn, sync, merged, now)
-            ids = [entry for entry, _ in done]
-            for i in range(0, len(ids), _CHUNK):
-                conn.execute(
-                    update(J)
-                    .where(J.c.id.in_(ids[i : i + _CHUNK]))
-                    .values(state="done", updated_at=now)
-                )
+            mark = update(J).values(state="done", updated_at=now)
+            # Entries are applied in order, so their ids come in long unbroken runs: a range
+            # per run costs one parameter pair instead of one parameter per entry.
+            runs, single = _runs(sorted(entry for entry, _ in done))
+            for low, high in runs:
+                conn.execute(mark.where(J.c.id.between(low, high)))
+            for i in range(0, len(single), _CHUNK):
+                conn.execute(mark.where(J.c.id.in_(single[i : i + _CHUNK])))
 
     def fail(self, entry_id: int, error: str, stale: str = "") -> None:
         """Mark an entry failed; with ``stale``, forget that appointment's agreed hash so the
@@ -257,20 +271,41 @@ class Store:
                 conn.execute(delete(E).where(E.c.sync == sync, E.c.item.in_(ids[i : i + _CHUNK])))
 
 
+def _runs(ids: list[int]) -> tuple[list[tuple[int, int]], list[int]]:
+    """Sorted ``ids`` as ranges (low, high) of two or more consecutive ids, and the rest."""
+    runs: list[tuple[int, int]] = []
+    single: list[int] = []
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or ids[i] != ids[i - 1] + 1:
+            if i - start > 1:
+                runs.append((ids[start], ids[i - 1]))
+            elif i > start:
+                single.append(ids[start])
+            start = i
+    return runs, single
+
+
 def _records(conn: Connection, sync: str, ids: list[str] | None) -> dict[str, Record]:
+    # Only the columns a Record holds, unpacked as tuples: an update of every appointment
+    # loads them all, and attribute access on rows and unused timestamp columns (parsed on
+    # every row) were most of that.
     aq = select(A.c.native_id, A.c.data, A.c.hash).where(A.c.sync == sync)
-    lq = select(L).where(L.c.sync == sync)
+    lq = select(
+        L.c.native_id, L.c.calendar, L.c.href, L.c.etag, L.c.event_hash, L.c.sequence
+    ).where(L.c.sync == sync)
     if ids is not None:
         aq = aq.where(A.c.native_id.in_(ids))
         lq = lq.where(L.c.native_id.in_(ids))
     links: dict[str, dict[str, Link]] = {}
-    for row in conn.execute(lq):
-        links.setdefault(row.native_id, {})[row.calendar] = Link(
-            row.calendar, row.href, row.etag, row.event_hash, row.sequence
-        )
+    for nid, calendar, href, etag, event_hash, sequence in conn.execute(lq).all():
+        found = links.get(nid)
+        if found is None:
+            found = links[nid] = {}
+        found[calendar] = Link(calendar, href, etag, event_hash, sequence)
     return {
-        row.native_id: Record(None, row.hash, links.get(row.native_id, {}), raw=row.data)
-        for row in conn.execute(aq)
+        nid: Record(None, hash_, links.get(nid, {}), raw=data)
+        for nid, data, hash_ in conn.execute(aq).all()
     }
 
 
@@ -282,44 +317,34 @@ def _apply_change(conn: Connection, sync: str, change: Change, now: datetime) ->
             conn.execute(delete(L).where(L.c.sync == sync, L.c.native_id.in_(chunk)))
             conn.execute(delete(A).where(A.c.sync == sync, A.c.native_id.in_(chunk)))
     if change.records:
-        rows: list[dict[str, Any]] = [
-            {
-                "sync": sync,
-                "native_id": nid,
-                "data": appt.dumps(),
-                "hash": appt.content_hash(),
-                "start": appt.start.astimezone(UTC),
-                "updated_at": now,
-            }
-            for nid, appt in change.records.items()
-        ]
-        upsert(conn, A, ["sync", "native_id"], rows)
+        upsert_rows(
+            conn,
+            A,
+            ("sync", "native_id"),
+            ("native_id", "data", "hash", "start"),
+            [
+                (nid, appt.dumps(), appt.content_hash(), appt.start)
+                for nid, appt in change.records.items()
+            ],
+            {"sync": sync, "updated_at": now},
+        )
     if change.links:
-        rows = [
-            {
-                "sync": sync,
-                "native_id": nid,
-                "calendar": cal,
-                "uid": uid,
-                "href": link.href,
-                "etag": link.etag,
-                "event_hash": link.event_hash,
-                "sequence": link.sequence,
-                "updated_at": now,
-            }
-            for (nid, cal), (uid, link) in change.links.items()
-        ]
-        upsert(conn, L, ["sync", "native_id", "calendar"], rows)
+        upsert_rows(
+            conn,
+            L,
+            ("sync", "native_id", "calendar"),
+            ("native_id", "calendar", "uid", "href", "etag", "event_hash", "sequence"),
+            [
+                (nid, cal, uid, link.href, link.etag, link.event_hash, link.sequence)
+                for (nid, cal), (uid, link) in change.links.items()
+            ],
+            {"sync": sync, "updated_at": now},
+        )
     if change.conflicts:
-        rows = [
-            {
-                "sync": sync,
-                "native_id": nid,
-                "calendar": cal,
-                "detail": detail,
-                "resolution": resolution,
-                "created_at": now,
-            }
-            for nid, cal, detail, resolution in change.conflicts
-        ]
-        conn.execute(X.insert(), rows)
+        insert_rows(
+            conn,
+            X,
+            ("native_id", "calendar", "detail", "resolution"),
+            change.conflicts,
+            {"sync": sync, "created_at": now},
+        )
