@@ -931,3 +931,17 @@ def test_rendered_event_is_plain_data() -> None:
     assert rendered == render(appointment(start, start), OPTIONS, stamp=STAMP)
     assert isinstance(rendered, RenderedEvent)
     assert date(2026, 5, 1).isoformat().replace("-", "") in rendered.ics
+
+
+def test_one_instant_in_several_zones_renders_each_zone() -> None:
+    # The lines for a span are cached; the cache must tell the zones of equal instants apart.
+    start = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+    seen: dict[str, list[str]] = {}
+    for zone in (AMS, NYC, UTC, timezone(timedelta(hours=2)), AMS):
+        local = start.astimezone(zone)
+        ics = render(appointment(local, local + timedelta(hours=1)), OPTIONS, stamp=STAMP).ics
+        seen[str(zone)] = lines_of(ics, "DTSTART")
+        assert utc(vevent(ics).decoded("DTSTART")) == start
+    assert seen["Europe/Amsterdam"] == ["DTSTART;TZID=Europe/Amsterdam:20260601T100000"]
+    assert seen["America/New_York"] == ["DTSTART;TZID=America/New_York:20260601T040000"]
+    assert seen["UTC"] == seen["UTC+02:00"] == ["DTSTART:20260601T080000Z"]

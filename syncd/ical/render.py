@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import string
+import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
+from hashlib import sha256
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from icalendar import Timezone
 
-from syncd.ical.hashing import component_form, digest, local_stamp, utc_stamp
-from syncd.ical.text import clean_text, escape_text, fold
-from syncd.model import Appointment, require_aware, zone_name
+from syncd.ical.hashing import local_stamp, utc_stamp
+from syncd.ical.text import LINE_OCTETS, clean_text, escape_text, fold, needs_escape
+from syncd.model import Appointment, Status, require_aware
 from syncd.reconcile.policy import Privacy
 
 SYNCD_PRODID: Final = "-//syncd//syncd//EN"
@@ -129,8 +131,10 @@ def render(
     if not 0 <= sequence <= MAX_SEQUENCE:
         raise ValueError(f"sequence must be in 0..{MAX_SEQUENCE}, got {sequence}")
     if stamp is None:
-        stamp = datetime.now(UTC)
-    require_aware("stamp", stamp)
+        dtstamp = _now_stamp()
+    else:
+        require_aware("stamp", stamp)
+        dtstamp = utc_stamp(stamp)
     uid = event_uid(appointment.account, appointment.native_id)
     start_line, end_line, start_utc, end_utc, vtimezone = _times(appointment)
 
@@ -143,44 +147,67 @@ def render(
         vtimezone,
         "BEGIN:VEVENT\r\n",
         f"UID:{uid}\r\n",
-        f"DTSTAMP:{utc_stamp(stamp)}\r\n",
+        f"DTSTAMP:{dtstamp}\r\n",
         f"SEQUENCE:{sequence}\r\n",
         start_line,
         end_line,
     ]
 
-    def text(name: str, value: str) -> None:
-        line = f"{name}:{escape_text(clean_text(value))}"
-        lines.append(fold(line))
-        props.append(line)  # = hashing.prop_line(name, clean_text(value))
-
-    text("STATUS", appointment.status.value.upper())
-    text("TRANSP", "TRANSPARENT" if appointment.cancelled else "OPAQUE")
     busy = options.privacy is Privacy.BUSY
     summary = options.busy_label if busy else _title(appointment, options)
-    if appointment.cancelled:
+    cancelled = appointment.status is Status.CANCELLED
+    if cancelled:
         summary = options.cancelled_prefix + summary
-    text("SUMMARY", summary)
+    texts = [
+        ("STATUS", appointment.status.upper()),
+        ("TRANSP", "TRANSPARENT" if cancelled else "OPAQUE"),
+        ("SUMMARY", summary),
+    ]
     if busy:
-        text("CLASS", "PRIVATE")
+        texts.append(("CLASS", "PRIVATE"))
     else:
         description = _description(appointment)
         if description:
-            text("DESCRIPTION", description)
+            texts.append(("DESCRIPTION", description))
         location = clean_text(appointment.location)
         if location:
-            text("LOCATION", location)
-    text("X-SYNCD-SYNC", options.sync)
-    text("X-SYNCD-ACCOUNT", appointment.account)
-    text("X-SYNCD-ID", appointment.native_id)
+            texts.append(("LOCATION", location))
+    texts.append(("X-SYNCD-SYNC", options.sync))
+    texts.append(("X-SYNCD-ACCOUNT", appointment.account))
+    texts.append(("X-SYNCD-ID", appointment.native_id))
+    for name, value in texts:
+        # clean_text, escape_text and fold with their common cases inlined: this runs for
+        # every property of every event a sync writes.
+        if not value.isprintable():
+            value = clean_text(value)
+        if needs_escape(value) is not None:
+            value = escape_text(value)
+        line = f"{name}:{value}"
+        lines.append(line + "\r\n" if len(line) <= LINE_OCTETS and line.isascii() else fold(line))
+        props.append(line)  # = hashing.prop_line(name, clean_text(value))
     lines.append("END:VEVENT\r\nEND:VCALENDAR\r\n")
-    return RenderedEvent(
-        uid=uid, ics="".join(lines), hash=digest([component_form("VEVENT", props)])
-    )
+    props.sort()
+    form = "BEGIN:VEVENT\n" + "\n".join(props) + "\nEND:VEVENT"  # component_form("VEVENT", props)
+    event_hash = sha256(form.encode("utf-8", "surrogatepass")).hexdigest()  # = digest([form])
+    return RenderedEvent(uid=uid, ics="".join(lines), hash=event_hash)
+
+
+_last_stamp: tuple[int, str] = (-1, "")
+
+
+def _now_stamp() -> str:
+    """DTSTAMP for now, made once per second rather than once per event."""
+    global _last_stamp
+    second = int(time.time())
+    if second != _last_stamp[0]:
+        _last_stamp = (second, utc_stamp(datetime.fromtimestamp(second, UTC)))
+    return _last_stamp[1]
 
 
 def _title(appointment: Appointment, options: RenderOptions) -> str:
     """The title template filled in; the busy label when that leaves nothing to show."""
+    if options.title == "{title}":  # the default: skip cleaning the fields it does not show
+        return clean_text(appointment.title).strip() or options.busy_label
     fields = {name: clean_text(getattr(appointment, name)) for name in TITLE_FIELDS}
     return options.title.format_map(fields).strip() or options.busy_label
 
@@ -205,15 +232,25 @@ def _description(appointment: Appointment) -> str:
 
 def _times(appointment: Appointment) -> tuple[str, str, str, str, str]:
     """DTSTART and DTEND lines, both instants in canonical form, and the VTIMEZONE text."""
-    start = appointment.start.astimezone(UTC)
-    end = appointment.end.astimezone(UTC)
+    start, end = appointment.utc_span
+    return _span_lines(start, end, appointment.start.tzinfo)
+
+
+@lru_cache(maxsize=4096)
+def _span_lines(
+    start: datetime, end: datetime, zone: tzinfo | None
+) -> tuple[str, str, str, str, str]:
+    """``_times`` of the UTC span (``start``, ``end``) shown in ``zone``.
+
+    Cached: bookings sit on a grid of slots, so several staff or resources share a span, and
+    writing these lines was a third of rendering an event.
+    """
     if start.microsecond or end.microsecond:
         start, end = start.replace(microsecond=0), end.replace(microsecond=0)
-    start_utc, end_utc = utc_stamp(start), utc_stamp(end)
+    start_utc, end_utc = local_stamp(start) + "Z", local_stamp(end) + "Z"  # already in UTC
     utc_lines = f"DTSTART:{start_utc}\r\n", f"DTEND:{end_utc}\r\n"
 
-    zone = appointment.start.tzinfo
-    tzid = zone_name(appointment.start)
+    tzid = zone.key if isinstance(zone, ZoneInfo) else "UTC"  # = zone_name(start in zone)
     if not isinstance(zone, ZoneInfo) or not tzid or tzid in _UTC_KEYS:
         return *utc_lines, start_utc, end_utc, ""
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)

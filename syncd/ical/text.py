@@ -17,6 +17,8 @@ _NEWLINES = re.compile(r"\r\n?")
 # A lone surrogate (from a provider's broken JSON escape) cannot be encoded as UTF-8.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED = re.compile(r"\\([\\,;:nN])")
+_SPECIAL = re.compile(r"[\\;,\n]")
+needs_escape = _SPECIAL.search  # not None when ``escape_text`` would change the value
 
 # The octet limit of one physical line, without its CRLF (RFC 5545 3.1).
 LINE_OCTETS = 75
@@ -38,6 +40,8 @@ def clean_text(value: str) -> str:
 
 def escape_text(value: str) -> str:
     r"""Escape a cleaned TEXT value: backslash, ``;``, ``,`` and newline (as ``\n``)."""
+    if _SPECIAL.search(value) is None:  # most values: one scan instead of four replaces
+        return value
     return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 
@@ -55,6 +59,8 @@ def fold(line: str) -> str:
     backslash that starts an escape: some clients unfold an escape split across lines wrongly
     (icalendar #1501).
     """
+    if len(line) <= LINE_OCTETS and line.isascii():  # isascii() is O(1) on str
+        return line + "\r\n"
     data = line.encode()
     if len(data) <= LINE_OCTETS:
         return line + "\r\n"
