@@ -36,12 +36,31 @@ from syncd.providers.base import Window
 
 _FOLD = re.compile(r"\r?\n[ \t]")
 _UID = re.compile(r"^UID(?:;[^:\r\n]*)?:(.*?)\r?$", re.MULTILINE)
+# The same line after a line break, found by its literal start. ``[^\n]*`` keeps any final
+# CR, which the caller strips anyway; it spares the regex engine a lazy match per character.
+_UID_AFTER_BREAK = re.compile(r"\nUID(?:;[^:\r\n]*)?:([^\n]*)")
 
 
 def uid_of(ics: str) -> str | None:
-    """The first UID in ``ics``, read without a full parse (the write path must stay cheap)."""
-    found = _UID.search(_FOLD.sub("", ics))
+    """The first UID in ``ics``, read without a full parse (the write path must stay cheap).
+
+    Unfolding the whole text first cost more than the rest of a write, so the raw text is
+    searched first; that answer stands when no fold comes before the end of the UID line
+    (unfolding could not have changed anything up to there), else the text is unfolded.
+    """
+    found = _uid_line(ics)
+    if found is not None:
+        limit = found.end() + 2  # past the line break, to see whether a continuation follows
+        if ics.find("\n ", 0, limit) == -1 and ics.find("\n\t", 0, limit) == -1:
+            return found.group(1).strip()
+    found = _uid_line(_FOLD.sub("", ics))
     return found.group(1).strip() if found else None
+
+
+def _uid_line(text: str) -> re.Match[str] | None:
+    # ``_UID.search`` in two steps, because a pattern that starts with a literal is scanned
+    # for far faster than one that starts with ``^``.
+    return _UID.match(text) or _UID_AFTER_BREAK.search(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from syncd.calendars.memory import MemoryCalendar
+from syncd.calendars.memory import _FOLD, _UID, MemoryCalendar, uid_of
 from syncd.errors import (
     AlreadyExists,
     AuthError,
@@ -398,3 +400,32 @@ async def test_faults_fire_in_order_per_method_and_can_be_cleared() -> None:
     assert (faults.calls["get"], faults.total) == (2, 3)
     with pytest.raises(ValueError, match="at least 1"):
         faults.fail_next(0, TransientError("x", "503"))
+
+
+# uid_of reads the raw text first and unfolds only when a fold could matter; it must give
+# what unfolding everything first gives, on any mix of the lines that make that tricky.
+_PIECES = st.sampled_from(
+    [
+        "BEGIN:VEVENT\r\n",
+        "UID:a1\r\n",
+        "UID;X-P=1:b2\r\n",
+        "UID:c3\n",
+        "UID:d\r4\r\n",
+        "UI\r\n D:folded-name\r\n",
+        "UID:long-\r\n part\r\n",
+        "UID:tab-\n\tpart\n",
+        "SUMMARY:x\r\n continued\r\n",
+        "DESCRIPTION:has UID:inside\r\n",
+        " UID:after-space\r\n",
+        "\r\n",
+        "UID;BAD\r\n:x\r\n",
+        "UID:",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=8).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_uid_of_equals_reading_the_unfolded_text(ics: str) -> None:
+    found = _UID.search(_FOLD.sub("", ics))
+    assert uid_of(ics) == (found.group(1).strip() if found else None)
