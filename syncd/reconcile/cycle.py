@@ -37,6 +37,7 @@ from syncd.intake.step import IntakeReport, IntakeStep
 from syncd.providers.base import Capability, Provider, Pull, Scope, Window
 from syncd.reconcile.actions import Plan, describe
 from syncd.reconcile.apply import Applier, Outcome, Renderer
+from syncd.reconcile.collector import older_objects_frozen
 from syncd.reconcile.plan import plan
 from syncd.reconcile.policy import Policy
 from syncd.reconcile.state import CalendarView, ProviderView
@@ -126,7 +127,8 @@ async def run_cycle(
     run_id = history.start_run(store.engine, sync.name, started)
     result = Result(sync.name, "ok")
     try:
-        await _cycle(store, sync, result, run_id, full, dry_run, now, batch)
+        with older_objects_frozen():
+            await _cycle(store, sync, result, run_id, full, dry_run, now, batch)
     except Exception as err:
         result.status = "failed"
         result.error = f"{type(err).__name__}: {err}"
