@@ -113,6 +113,16 @@ def test_idle_cycle_does_no_per_appointment_work(run: tuple[str, dict[str, Any]]
     assert _number(data["idle_wall_ratio"])
 
 
+def test_busy_figures_are_the_median_of_several_runs(run: tuple[str, dict[str, Any]]) -> None:
+    _, data = run
+    assert data["runs"] == 3
+    assert len(data["all_runs"]) == 3
+    for name in CYCLES:
+        cpu = sorted(r[name]["cpu_s"] for r in data["all_runs"])
+        assert data[name]["cpu_s"] == cpu[1]  # the median run stands for the cycle
+        assert all(_number(r[name]["appointments_per_cpu_s"]) for r in data["all_runs"])
+
+
 def test_report_names_each_target(run: tuple[str, dict[str, Any]]) -> None:
     stdout, data = run
     assert _number(data["peak_rss_mib"])
