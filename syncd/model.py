@@ -108,8 +108,9 @@ class Appointment:
             self.customer,
             self.staff,
             self.resource,
-            *(f"{key}={value}" for key, value in self.extra),
         ]
+        if self.extra:
+            parts.extend(f"{key}={value}" for key, value in self.extra)
         # Unit separators cannot be confused with text inside a field.
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
         object.__setattr__(self, "_hash", digest)

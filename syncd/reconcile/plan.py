@@ -64,12 +64,10 @@ def plan(
     keys = _keys(policy, records, provider, calendars)
     merge = _Merge(policy, render_hash)
     for native_id in sorted(keys):
-        a = _provider_side(native_id, records.get(native_id), provider)
-        bs = {
-            cal: _calendar_side(native_id, records.get(native_id), cal, calendars)
-            for cal in policy.calendars
-        }
-        result.actions.extend(merge.one(native_id, records.get(native_id), a, bs))
+        rec = records.get(native_id)
+        a = _provider_side(native_id, rec, provider)
+        bs = {cal: _calendar_side(native_id, rec, cal, calendars) for cal in policy.calendars}
+        result.actions.extend(merge.one(native_id, rec, a, bs))
     refusal = refusal or too_many_deletes(policy, result.actions, total_links)
     if refusal and not policy.allow_mass_delete:
         result.refused = refusal
@@ -219,6 +217,7 @@ class _Merge:
         self, rec: Record, shown: Appointment, bs: Mapping[str, Side], skip: Iterable[str] = ()
     ) -> list[Target]:
         out = []
+        hidden = self._hidden(shown)
         for cal in self.policy.calendars:
             if cal in skip:
                 continue
@@ -234,7 +233,7 @@ class _Merge:
                 href, etag = link.href, link.etag
             else:
                 href, etag = "", ""
-            if self._hidden(shown):
+            if hidden:
                 if href:
                     out.append(Target(cal, href, etag, delete=True))
                 elif link is not None:
@@ -325,8 +324,9 @@ def _recorded(native_id: str, appointment: Appointment, actions: list[Action]) -
     """Make sure the plan records ``appointment`` as agreed. A ``PutEvent`` records it when it
     succeeds, and only then: a failed write must leave the old version as the base, so the
     change is tried again. Without one, a ``Remember`` records it up front."""
-    if any(isinstance(action, PutEvent) for action in actions):
-        return actions
+    for action in actions:
+        if type(action) is PutEvent:
+            return actions
     return [Remember(native_id, appointment), *actions]
 
 
