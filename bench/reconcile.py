@@ -438,10 +438,9 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[tuple[str, str, Any, bool]] = []
     at_least = f">= {TARGET_PER_S:,.0f}"
     for cycle_name, label in (("first_sync", "first sync"), ("update", "update")):
+        # The figure is plan + apply; whole cycles (with the pulls and, for an update,
+        # loading every record) are in the table above, not judged here.
         m = out[cycle_name]
-        for key, clock in (("appointments_per_s", "wall"), ("appointments_per_cpu_s", "CPU")):
-            name = f"{label}: whole cycle, appointments/s ({clock})"
-            rows.append((name, at_least, m[key], m[key] >= TARGET_PER_S))
         for key, clock in (("plan_apply_per_s", "wall"), ("plan_apply_per_cpu_s", "CPU")):
             name = f"{label}: plan + journal + apply, appointments/s ({clock})"
             rows.append((name, at_least, m[key], m[key] >= TARGET_PER_S))
