@@ -16,9 +16,11 @@ def test_freeze_is_shared_by_overlapping_cycles_and_undone_by_the_last() -> None
         frozen = gc.get_freeze_count()
         assert frozen > 0
         made_meanwhile = [[] for _ in range(100)]  # would be frozen by a second freeze
+        # Frozen objects freed by reference counting leave the count, so it may only fall;
+        # a second freeze would raise it by at least the hundred lists made meanwhile.
         with older_objects_frozen():  # a second sync starting meanwhile freezes nothing more
-            assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen  # the first is still running
+            assert gc.get_freeze_count() <= frozen
+        assert 0 < gc.get_freeze_count() <= frozen  # the first is still running
         assert len(made_meanwhile) == 100
     assert gc.get_freeze_count() == 0
 
