@@ -158,33 +158,26 @@ def render(
     cancelled = appointment.status is Status.CANCELLED
     if cancelled:
         summary = options.cancelled_prefix + summary
-    texts = [
-        ("STATUS", appointment.status.upper()),
-        ("TRANSP", "TRANSPARENT" if cancelled else "OPAQUE"),
-        ("SUMMARY", summary),
-    ]
-    if busy:
-        texts.append(("CLASS", "PRIVATE"))
-    else:
+    head, tail = _fixed_properties(options, appointment.account, appointment.status)
+    texts = [("SUMMARY", summary)]
+    if not busy:
         description = _description(appointment)
         if description:
             texts.append(("DESCRIPTION", description))
         location = clean_text(appointment.location)
         if location:
             texts.append(("LOCATION", location))
-    texts.append(("X-SYNCD-SYNC", options.sync))
-    texts.append(("X-SYNCD-ACCOUNT", appointment.account))
-    texts.append(("X-SYNCD-ID", appointment.native_id))
+    lines += head.text
+    props += head.canonical
     for name, value in texts:
-        # clean_text, escape_text and fold with their common cases inlined: this runs for
-        # every property of every event a sync writes.
-        if not value.isprintable():
-            value = clean_text(value)
-        if needs_escape(value) is not None:
-            value = escape_text(value)
-        line = f"{name}:{value}"
-        lines.append(line + "\r\n" if len(line) <= LINE_OCTETS and line.isascii() else fold(line))
-        props.append(line)  # = hashing.prop_line(name, clean_text(value))
+        line, text = _property(name, value)
+        lines.append(text)
+        props.append(line)
+    lines += tail.text
+    props += tail.canonical
+    line, text = _property("X-SYNCD-ID", appointment.native_id)
+    lines.append(text)
+    props.append(line)
     lines.append("END:VEVENT\r\nEND:VCALENDAR\r\n")
     props.sort()
     form = "BEGIN:VEVENT\n" + "\n".join(props) + "\nEND:VEVENT"  # component_form("VEVENT", props)
@@ -202,6 +195,45 @@ def _now_stamp() -> str:
     if second != _last_stamp[0]:
         _last_stamp = (second, utc_stamp(datetime.fromtimestamp(second, UTC)))
     return _last_stamp[1]
+
+
+def _property(name: str, value: str) -> tuple[str, str]:
+    """One TEXT property: its canonical line (= ``hashing.prop_line(name, clean_text(value))``)
+    and its written, folded text. ``clean_text``, ``escape_text`` and ``fold`` with their
+    common cases inlined: this runs for every property of every event a sync writes."""
+    if not value.isprintable():
+        value = clean_text(value)
+    if needs_escape(value) is not None:
+        value = escape_text(value)
+    line = f"{name}:{value}"
+    return line, (line + "\r\n" if len(line) <= LINE_OCTETS and line.isascii() else fold(line))
+
+
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    text: tuple[str, ...]  # as written
+    canonical: tuple[str, ...]  # as hashed
+
+
+@lru_cache(maxsize=256)
+def _fixed_properties(
+    options: RenderOptions, account: str, status: Status
+) -> tuple[_Lines, _Lines]:
+    """The properties that depend on the sync, account and status alone, made once: those
+    written before SUMMARY (STATUS, TRANSP) and those after the event's texts (CLASS for
+    busy-only, X-SYNCD-SYNC, X-SYNCD-ACCOUNT). Half of an event's properties, the same for
+    every event of a sync."""
+    cancelled = status is Status.CANCELLED
+    head = [
+        _property("STATUS", status.upper()),
+        _property("TRANSP", "TRANSPARENT" if cancelled else "OPAQUE"),
+    ]
+    tail = [_property("CLASS", "PRIVATE")] if options.privacy is Privacy.BUSY else []
+    tail += [_property("X-SYNCD-SYNC", options.sync), _property("X-SYNCD-ACCOUNT", account)]
+    return (
+        _Lines(tuple(t for _, t in head), tuple(c for c, _ in head)),
+        _Lines(tuple(t for _, t in tail), tuple(c for c, _ in tail)),
+    )
 
 
 def _title(appointment: Appointment, options: RenderOptions) -> str:
