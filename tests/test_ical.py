@@ -31,6 +31,7 @@ from syncd.ical import (
     render,
     with_summary_prefix,
 )
+from syncd.ical.hashing import local_stamp
 from syncd.ical.text import clean_text, fold, unescape_text
 from syncd.model import Appointment, Status
 from syncd.reconcile.policy import Privacy
@@ -919,6 +920,19 @@ def test_folding_does_not_split_an_escape() -> None:
         for part in physical[:-1]:
             run = len(part) - len(part.rstrip("\\"))
             assert run % 2 == 0, part
+
+
+@given(st.datetimes(timezones=st.sampled_from([UTC, AMS, NYC])))
+def test_local_stamp_is_the_wall_clock_digits(value: datetime) -> None:
+    expected = "%04d%02d%02dT%02d%02d%02d" % (  # noqa: UP031 -- the reference, spelled plainly
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+    )
+    assert local_stamp(value) == expected
 
 
 def test_unescape_is_one_pass() -> None:

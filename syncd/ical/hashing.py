@@ -42,15 +42,24 @@ IGNORED_PROPERTIES: Final = frozenset(
 )
 
 
+_TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(100))
+
+
 def local_stamp(value: datetime) -> str:
     """The wall-clock digits of ``value``, ``YYYYMMDDTHHMMSS``, whatever its zone."""
-    return "%04d%02d%02dT%02d%02d%02d" % (  # noqa: UP031 -- twice as fast as an f-string here
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
+    # Joined from a table of two-digit strings: half the time of %-formatting six numbers,
+    # and every event written or hashed needs several of these.
+    two, year = _TWO_DIGITS, value.year
+    return "".join(
+        (
+            str(year) if year >= 1000 else f"{year:04d}",
+            two[value.month],
+            two[value.day],
+            "T",
+            two[value.hour],
+            two[value.minute],
+            two[value.second],
+        )
     )
 
 
