@@ -37,7 +37,7 @@ from syncd.intake.step import IntakeReport, IntakeStep
 from syncd.providers.base import Capability, Provider, Pull, Scope, Window
 from syncd.reconcile.actions import Plan, describe
 from syncd.reconcile.apply import Applier, Outcome, Renderer
-from syncd.reconcile.collector import older_objects_frozen
+from syncd.reconcile.collector import quiet_collector
 from syncd.reconcile.plan import plan
 from syncd.reconcile.policy import Policy
 from syncd.reconcile.state import CalendarView, ProviderView
@@ -127,7 +127,7 @@ async def run_cycle(
     run_id = history.start_run(store.engine, sync.name, started)
     result = Result(sync.name, "ok")
     try:
-        with older_objects_frozen():
+        with quiet_collector():
             await _cycle(store, sync, result, run_id, full, dry_run, now, batch)
     except Exception as err:
         result.status = "failed"
