@@ -1,6 +1,7 @@
 """Reconcile throughput and idle-cycle cost on the memory backends (issue 2, acceptance 5).
 
-    python -m bench.reconcile [--appointments 10000] [--repeat 11] [--json PATH] [--profile N]
+    python -m bench.reconcile [--appointments 10000] [--repeat 11] [--runs 5] [--json PATH]
+                              [--profile N]
 
 Runs real cycles (``syncd.reconcile.cycle.run_cycle``) against ``MemoryProvider`` and
 ``MemoryCalendar`` with a real SQLite state store in a temporary directory, and measures:
@@ -316,7 +317,14 @@ async def idle(bench: Bench, repeat: int) -> dict[str, Any]:
     }
 
 
-RUN_KEYS = ("cpu_s", "wall_s", "appointments_per_cpu_s", "plan_apply_per_cpu_s")
+RUN_KEYS = (
+    "cpu_s",
+    "wall_s",
+    "appointments_per_s",
+    "appointments_per_cpu_s",
+    "plan_apply_per_s",
+    "plan_apply_per_cpu_s",
+)
 
 
 async def busy(
@@ -333,7 +341,7 @@ async def busy(
 
 
 async def measure(
-    n: int, repeat: int, profile: bool, runs: int = 3
+    n: int, repeat: int, profile: bool, runs: int = 5
 ) -> tuple[dict[str, Any], Profiles]:
     probe = Probe()
     profiles: Profiles = {}
@@ -433,17 +441,26 @@ def peak_rss_mib() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
 
 
+def run_median(out: dict[str, Any], cycle: str, key: str) -> float | None:
+    """The median of ``key`` over the busy runs of ``cycle``; None when no run has it."""
+    values = [r[cycle][key] for r in out["all_runs"] if r[cycle][key] is not None]
+    return statistics.median(values) if values else None
+
+
 def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
     """Each figure the issue sets a target for, with the target and whether it was met."""
     rows: list[tuple[str, str, Any, bool]] = []
     at_least = f">= {TARGET_PER_S:,.0f}"
     for cycle_name, label in (("first_sync", "first sync"), ("update", "update")):
         # The issue's figure is plan + apply; whole cycles (with the pulls and, for an update,
-        # loading every record) are in the table above, not judged here.
-        m = out[cycle_name]
+        # loading every record) are in the table above, not judged here. Each clock's figure
+        # is its own median over the runs: the run with the median CPU time can still have
+        # an outlying wall time (a checkpoint's fsync, a busy neighbour), and one run must
+        # neither make nor break a target.
         for key, clock in (("plan_apply_per_s", "wall"), ("plan_apply_per_cpu_s", "CPU")):
             name = f"{label}: plan + journal + apply, appointments/s ({clock})"
-            rows.append((name, at_least, m[key], m[key] >= TARGET_PER_S))
+            figure = run_median(out, cycle_name, key)
+            rows.append((name, at_least, figure, figure is not None and figure >= TARGET_PER_S))
     big, small = out["idle"], out["idle_small"]
     both = (big, small)
     rows.append(
@@ -537,11 +554,13 @@ def table(out: dict[str, Any]) -> str:
     row("backend requests", lambda m: f"{m['provider_requests'] + m['calendar_requests']:,}")
     row("SQL statements", lambda m: f"{m['sql_statements']:,}")
     for name in ("first_sync", "update"):
-        each = " / ".join(f"{r[name]['plan_apply_per_cpu_s']:,.0f}" for r in out["all_runs"])
-        lines.append(f"  {name} plan+journal+apply, appointments/s CPU, each run: {each}")
+        for key, clock in (("plan_apply_per_s", "wall"), ("plan_apply_per_cpu_s", "CPU")):
+            each = " / ".join(f"{r[name][key]:,.0f}" for r in out["all_runs"])
+            lines.append(f"  {name} plan+journal+apply, appointments/s {clock}, each run: {each}")
     lines.append(
-        f"(each cycle above is the median of {out['runs']} runs by CPU time; render and "
-        "calendar_writes come from one more run with per-appointment probes)"
+        f"(each cycle above is the run with the median CPU time of {out['runs']}; the targets "
+        "below take each figure's own median; render and calendar_writes come from one more "
+        "run with per-appointment probes)"
     )
     lines.append("phases, ms wall / CPU:")
     for name in (*TOP_PHASES, "other"):
@@ -608,8 +627,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--runs",
         type=int,
-        default=3,
-        help="busy runs on fresh stores; each cycle's figures are the median run's (default: 3)",
+        default=5,
+        help=(
+            "busy runs on fresh stores; each cycle's table shows its median run, each target "
+            "figure is its own median (default: 5)"
+        ),
     )
     parser.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help="default: bench/results/reconcile.json"
