@@ -11,7 +11,9 @@ Order, as in the appointment cycle, is the crash-safety argument:
    means the same changes are read again, and planning them again finds the work done.
 
 An object that cannot be read is reported (named by calendar and href) and its blocks are
-left as they are: a broken event must not free the time it held.
+left as they are: a broken event must not free the time it held. A plan that would free much
+of the blocked time at once is refused whole, tokens kept, until a person allows it
+(``syncd.busy.guard``).
 
 A server without sync-collection answers every ``changes`` call with a complete listing
 (``syncd.calendars.caldav_sync``); such a source is then re-read and re-planned in full
@@ -27,6 +29,7 @@ import structlog
 
 from syncd.busy.apply import BusyApplier, BusyOutcome
 from syncd.busy.expand import busy_blocks
+from syncd.busy.guard import emptied_source, too_many_removals
 from syncd.busy.options import BusyOptions
 from syncd.busy.plan import BusyAction, BusyLink, describe, plan_busy
 from syncd.calendars.base import Calendar, CalendarCapability, CalendarChanges
@@ -34,6 +37,7 @@ from syncd.errors import BadItem, TokenExpired
 from syncd.model import BusyBlock, CalendarItem
 from syncd.providers.base import Provider, Scope, Window
 from syncd.reconcile.actions import count_kinds
+from syncd.reconcile.policy import Policy
 from syncd.state.busy import BusyLinks
 from syncd.state.store import Store
 
@@ -54,6 +58,7 @@ class BusyReport:
     bad_items: list[tuple[str, str, str]] = field(default_factory=list)
     ok_items: list[str] = field(default_factory=list)
     requests: int = 0
+    refused: str = ""  # why the mass-delete guard stopped the busy plan; "" when it did not
 
     @property
     def lines(self) -> list[str]:
@@ -84,6 +89,7 @@ class BusyStep:
     scope: Scope
     sources: Mapping[str, Calendar]
     options: BusyOptions
+    policy: Policy  # its mass-delete guard settings apply to busy blocks too
 
     async def resume(self) -> None:
         """Finish what an interrupted run left; re-raises the error that stops it again."""
@@ -100,15 +106,25 @@ class BusyStep:
         """Read, plan, journal and apply; tokens move only after every action is done."""
         links = BusyLinks(self.store)
         tokens: dict[str, Mapping[str, str] | None] = {}
+        refusals: list[str] = []
         for name, calendar in self.sources.items():
             read = await self._read(name, calendar, window, full, report)
             if read.token != read.previous:
                 tokens[busy_scope(self.sync, name)] = {"token": read.token} if read.token else None
-            report.actions += self._plan(links, name, read, window, report)
+            report.actions += self._plan(links, name, read, window, report, refusals)
         for item, fld, message in report.bad_items:
             log.warning(
                 "bad busy item skipped", sync=self.sync, item=item, field=fld, error=message
             )
+        refused = "; ".join(r for r in refusals if r)
+        if not refused and report.actions:
+            refused = too_many_removals(self.policy, report.actions, links.count(self.sync))
+        if refused and not self.policy.allow_mass_delete:
+            # Nothing is journaled and no token moves: the next cycle reads the same changes
+            # and asks again, until the source is back or a person allows the removals.
+            report.refused, report.actions = refused, []
+            log.warning("busy plan refused", sync=self.sync, reason=refused)
+            return
         if dry_run:
             return
         ids = links.journal(self.sync, run_id, report.actions)
@@ -148,7 +164,13 @@ class BusyStep:
         return _Read(list(listing.changed), [], True, listing.token, token)
 
     def _plan(
-        self, links: BusyLinks, name: str, read: _Read, window: Window, report: BusyReport
+        self,
+        links: BusyLinks,
+        name: str,
+        read: _Read,
+        window: Window,
+        report: BusyReport,
+        refusals: list[str],
     ) -> list[BusyAction]:
         if not (read.items or read.deleted or read.complete):
             return []  # idle: no state read at all
@@ -170,6 +192,9 @@ class BusyStep:
         if read.complete:
             stored = links.links(self.sync, name, everything=True)
             gone = [k for k, link in stored.items() if link.href not in unreadable]
+            if not read.items:
+                ahead = sum(1 for link in stored.values() if link.end > window.start)
+                refusals.append(emptied_source(name, ahead))
         else:
             stored = links.links(self.sync, name, hrefs=touched, keys=wanted)
             gone = [k for k, link in stored.items() if link.href in touched]

@@ -27,15 +27,22 @@ def summary(result: Result) -> str:
 
 
 def report(result: Result, dry_run: bool) -> None:
-    if result.status == "refused":
-        print(f"{result.sync}: REFUSED, nothing changed: {result.error}")
-        print(f"  if this is intended: syncd sync --allow-mass-delete {result.sync}")
+    if result.plan.refused:
+        print(f"{result.sync}: REFUSED, nothing changed: mass-delete guard: {result.plan.refused}")
     elif dry_run:
         print(f"{result.sync} (dry run, nothing changed): {summary(result)}")
         for line in result.lines:
             print(f"  {line}")
     else:
         print(f"{result.sync}: {summary(result)}")
+    if result.busy.refused:
+        # The appointments above went ahead; only the busy blocks wait for a person.
+        print(
+            f"{result.sync}: busy time REFUSED, no busy block changed: "
+            f"mass-delete guard: {result.busy.refused}"
+        )
+    if result.status == "refused":
+        print(f"  if this is intended: syncd sync --allow-mass-delete {result.sync}")
     for item, field, message in result.plan.bad_items:
         print(f"  skipped bad item {item}: {field}: {message}")
     for native_id, message in result.outcome.failed:

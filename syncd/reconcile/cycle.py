@@ -222,6 +222,11 @@ async def _cycle(
         ahead = Window(moment, window.end)
         await busy.run(ahead, full=full, dry_run=dry_run, run_id=run_id, report=result.busy)
         result.requests += result.busy.requests
+        if result.busy.refused:
+            reason = f"mass-delete guard: {result.busy.refused}"
+            refused_too = result.status == "refused"
+            result.status = "refused"
+            result.error = f"{result.error}; {reason}" if refused_too else reason
     if intake is not None:
         ahead = Window(moment, window.end)
         await intake.run(ahead, dry_run=dry_run, run_id=run_id, report=result.intake)
@@ -240,7 +245,9 @@ def _intake_step(store: Store, sync: Sync) -> IntakeStep | None:
 def _busy_step(store: Store, sync: Sync) -> BusyStep | None:
     if not sync.busy_from:
         return None
-    return BusyStep(store, sync.name, sync.provider, sync.scope, sync.busy_from, sync.busy)
+    return BusyStep(
+        store, sync.name, sync.provider, sync.scope, sync.busy_from, sync.busy, sync.policy
+    )
 
 
 def _plan(
