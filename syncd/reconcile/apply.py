@@ -4,9 +4,11 @@ Every action is idempotent, so an entry left pending by a crash is simply run ag
     create  uses a UID derived from the appointment; ``AlreadyExists`` adopts the item found
     update  sends If-Match; a 412 re-reads: our content already there is adopted, someone
             else's change is left for the next cycle (its pull will show it) -- never overwritten.
-            The appointment is then not recorded as agreed and ``Outcome.superseded`` asks the
-            cycle to keep the provider's cursor: the next cycle sees both sides changed and the
-            sync's conflict policy decides, instead of taking the person's edit as the only one
+            The appointment is then not recorded as agreed -- nor by its writes to the sync's
+            other calendars, earlier or later in the run (``Change.stale``) -- and
+            ``Outcome.superseded`` asks the cycle to keep the provider's cursor: the next cycle
+            sees both sides changed and the sync's conflict policy decides, instead of taking
+            the person's edit as the only one
     delete  sends If-Match; gone counts as done; a 412 re-reads and deletes the newer version
     write-back re-reads at the provider first (``Provider.move``/``cancel`` promise that)
 Finished actions are committed in batches, each action's state change together with its
@@ -98,6 +100,7 @@ class Applier:
     renderer: Renderer
     batch: int = 500
     superseded: int = field(default=0, init=False)
+    overtaken: set[str] = field(default_factory=set, init=False)  # native ids, this cycle
 
     async def run(self, entries: Sequence[tuple[int, Action]]) -> Outcome:
         """Apply ``entries`` in order. Only finished actions are committed: if the process
@@ -141,7 +144,7 @@ class Applier:
         nid = action.native_id
         match action:
             case PutEvent(appointment=appt, target=target):
-                if await self._show(change, nid, appt, target):
+                if await self._show(change, nid, appt, target) and nid not in self.overtaken:
                     change.records[nid] = appt
             case DeleteEvent(target=target):
                 await self._delete(target)
@@ -183,6 +186,8 @@ class Applier:
                 calendar=target.calendar,
             )
             self.superseded += 1
+            self.overtaken.add(nid)
+            change.stale.add(nid)  # a write to another calendar may have recorded it already
             return False
         link = Link(target.calendar, ref.href, ref.etag, rendered.hash, target.sequence)
         change.links[(nid, target.calendar)] = (rendered.uid, link)

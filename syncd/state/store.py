@@ -345,6 +345,13 @@ def _apply_change(conn: Connection, sync: str, change: Change, now: datetime) ->
             ],
             {"sync": sync, "updated_at": now},
         )
+    if change.stale:
+        ids = sorted(change.stale)
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            conn.execute(
+                update(A).where(A.c.sync == sync, A.c.native_id.in_(chunk)).values(hash="")
+            )
     if change.conflicts:
         insert_rows(
             conn,
