@@ -53,6 +53,7 @@ from syncd.reconcile.actions import (
 from syncd.reconcile.state import Link, Record
 from syncd.state import engine as engine_module
 from syncd.state import history
+from syncd.state import rows as rows_module
 from syncd.state import store as store_module
 from syncd.state.bulk import upsert
 from syncd.state.changes import Change
@@ -422,7 +423,7 @@ def failing_commit(store: Store, where: str) -> Iterator[list[str]]:
     was executed (``state``), or while its journal entries are being marked done (``mark``).
     Yields a list that names the step reached, to prove the failure came late enough."""
     reached: list[str] = []
-    real = store_module._apply_change
+    real = rows_module.write_change
 
     def apply_then_fail(conn: Connection, sync: str, change: Change, now: datetime) -> None:
         real(conn, sync, change, now)
@@ -436,7 +437,7 @@ def failing_commit(store: Store, where: str) -> Iterator[list[str]]:
 
     with pytest.MonkeyPatch.context() as patch:
         if where == "state":
-            patch.setattr(store_module, "_apply_change", apply_then_fail)
+            patch.setattr(store_module, "write_change", apply_then_fail)
         else:
             event.listen(store.engine, "before_cursor_execute", fail_at_mark)
         try:
@@ -850,7 +851,7 @@ def test_records_of_many_ids_read_by_chunks_or_whole_give_the_same(
 
 @given(st.sets(st.integers(min_value=1, max_value=60)))
 def test_done_marks_cover_exactly_the_entries_in_ranges_and_singles(ids: set[int]) -> None:
-    runs, single = store_module._runs(sorted(ids))
+    runs, single = rows_module.id_runs(sorted(ids))
     covered = [i for low, high in runs for i in range(low, high + 1)] + single
     assert sorted(covered) == sorted(ids)  # each once
     assert all(high > low for low, high in runs)

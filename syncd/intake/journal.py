@@ -25,7 +25,8 @@ from sqlalchemy import delete, func, select, update
 from syncd.intake.plan import Decision, IntakeAction, from_json, to_json
 from syncd.state.bulk import upsert
 from syncd.state.changes import Change
-from syncd.state.store import Store, _apply_change, utcnow
+from syncd.state.rows import write_change
+from syncd.state.store import Store, utcnow
 from syncd.state.tables import IntakeRow, JournalRow, RunRow
 
 I = IntakeRow.__table__  # type: ignore[attr-defined]  # noqa: E741
@@ -138,7 +139,7 @@ class IntakeLedger:
         now = utcnow()
         with self.store._tx() as conn:
             if change is not None:
-                _apply_change(conn, sync, change, now)
+                write_change(conn, sync, change, now)
             if forget is not None:
                 calendar, href = forget
                 conn.execute(

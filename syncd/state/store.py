@@ -21,10 +21,12 @@ from sqlalchemy.exc import OperationalError
 
 from syncd.errors import StoreError
 from syncd.reconcile.actions import Action, from_json, to_json
-from syncd.reconcile.state import Link, Record
-from syncd.state.bulk import insert_rows, upsert, upsert_rows
+from syncd.reconcile.state import Record
+from syncd.state.bulk import insert_rows, upsert
 from syncd.state.changes import Change
 from syncd.state.engine import make_engine
+from syncd.state.rows import CHUNK as _CHUNK
+from syncd.state.rows import id_runs, read_records, write_change
 from syncd.state.tables import (
     AppointmentRow,
     ConflictRow,
@@ -34,8 +36,6 @@ from syncd.state.tables import (
     LinkRow,
     RunRow,
 )
-
-_CHUNK = 500  # ids per IN (...) query: well under every database's parameter limit
 
 A = AppointmentRow.__table__  # type: ignore[attr-defined]
 L = LinkRow.__table__  # type: ignore[attr-defined]
@@ -75,7 +75,7 @@ class Store:
         """The records of ``native_ids`` (all of the sync's when None), with their links."""
         with self._tx() as conn:
             if native_ids is None:
-                return _records(conn, sync, None)
+                return read_records(conn, sync, None)
             out: dict[str, Record] = {}
             ids = sorted(set(native_ids))
             if len(ids) > _CHUNK:
@@ -86,10 +86,10 @@ class Store:
                 ).scalar_one()
                 if 2 * len(ids) > total:
                     wanted = set(ids)
-                    everything = _records(conn, sync, None)
+                    everything = read_records(conn, sync, None)
                     return {nid: rec for nid, rec in everything.items() if nid in wanted}
             for i in range(0, len(ids), _CHUNK):
-                out.update(_records(conn, sync, ids[i : i + _CHUNK]))
+                out.update(read_records(conn, sync, ids[i : i + _CHUNK]))
             return out
 
     def link_count(self, sync: str) -> int:
@@ -206,11 +206,11 @@ class Store:
         merged = Change.merge(change for _, change in done)
         now = utcnow()
         with self._tx() as conn:
-            _apply_change(conn, sync, merged, now)
+            write_change(conn, sync, merged, now)
             mark = update(J).values(state="done", updated_at=now)
             # Entries are applied in order, so their ids come in long unbroken runs: a range
             # per run costs one parameter pair instead of one parameter per entry.
-            runs, single = _runs(sorted(entry for entry, _ in done))
+            runs, single = id_runs(sorted(entry for entry, _ in done))
             for low, high in runs:
                 conn.execute(mark.where(J.c.id.between(low, high)))
             for i in range(0, len(single), _CHUNK):
@@ -274,89 +274,3 @@ class Store:
             ids = [item for item in items if item in recorded]
             for i in range(0, len(ids), _CHUNK):
                 conn.execute(delete(E).where(E.c.sync == sync, E.c.item.in_(ids[i : i + _CHUNK])))
-
-
-def _runs(ids: list[int]) -> tuple[list[tuple[int, int]], list[int]]:
-    """Sorted ``ids`` as ranges (low, high) of two or more consecutive ids, and the rest."""
-    runs: list[tuple[int, int]] = []
-    single: list[int] = []
-    start = 0
-    for i in range(1, len(ids) + 1):
-        if i == len(ids) or ids[i] != ids[i - 1] + 1:
-            if i - start > 1:
-                runs.append((ids[start], ids[i - 1]))
-            elif i > start:
-                single.append(ids[start])
-            start = i
-    return runs, single
-
-
-def _records(conn: Connection, sync: str, ids: list[str] | None) -> dict[str, Record]:
-    # Only the columns a Record holds, unpacked as tuples: an update of every appointment
-    # loads them all, and attribute access on rows and unused timestamp columns (parsed on
-    # every row) were most of that.
-    aq = select(A.c.native_id, A.c.data, A.c.hash).where(A.c.sync == sync)
-    lq = select(
-        L.c.native_id, L.c.calendar, L.c.href, L.c.etag, L.c.event_hash, L.c.sequence
-    ).where(L.c.sync == sync)
-    if ids is not None:
-        aq = aq.where(A.c.native_id.in_(ids))
-        lq = lq.where(L.c.native_id.in_(ids))
-    links: dict[str, dict[str, Link]] = {}
-    for nid, calendar, href, etag, event_hash, sequence in conn.execute(lq).all():
-        found = links.get(nid)
-        if found is None:
-            found = links[nid] = {}
-        found[calendar] = Link(calendar, href, etag, event_hash, sequence)
-    return {
-        nid: Record(None, hash_, links.get(nid, {}), raw=data)
-        for nid, data, hash_ in conn.execute(aq).all()
-    }
-
-
-def _apply_change(conn: Connection, sync: str, change: Change, now: datetime) -> None:
-    if change.forget:
-        ids = sorted(change.forget)
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            conn.execute(delete(L).where(L.c.sync == sync, L.c.native_id.in_(chunk)))
-            conn.execute(delete(A).where(A.c.sync == sync, A.c.native_id.in_(chunk)))
-    if change.records:
-        upsert_rows(
-            conn,
-            A,
-            ("sync", "native_id"),
-            ("native_id", "data", "hash", "start"),
-            [
-                (nid, appt.dumps(), appt.content_hash(), appt.start)
-                for nid, appt in change.records.items()
-            ],
-            {"sync": sync, "updated_at": now},
-        )
-    if change.links:
-        upsert_rows(
-            conn,
-            L,
-            ("sync", "native_id", "calendar"),
-            ("native_id", "calendar", "uid", "href", "etag", "event_hash", "sequence"),
-            [
-                (nid, cal, uid, link.href, link.etag, link.event_hash, link.sequence)
-                for (nid, cal), (uid, link) in change.links.items()
-            ],
-            {"sync": sync, "updated_at": now},
-        )
-    if change.stale:
-        ids = sorted(change.stale)
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            conn.execute(
-                update(A).where(A.c.sync == sync, A.c.native_id.in_(chunk)).values(hash="")
-            )
-    if change.conflicts:
-        insert_rows(
-            conn,
-            X,
-            ("native_id", "calendar", "detail", "resolution"),
-            change.conflicts,
-            {"sync": sync, "created_at": now},
-        )
