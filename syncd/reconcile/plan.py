@@ -35,15 +35,16 @@ from syncd.reconcile.actions import (
 )
 from syncd.reconcile.guard import empty_side, too_many_deletes
 from syncd.reconcile.policy import CalendarDelete, CancelledPolicy, ConflictPolicy, Policy
-from syncd.reconcile.state import (
-    CalendarView,
-    EventGone,
-    EventState,
-    Link,
-    ProviderView,
-    Record,
-    overlaps,
+from syncd.reconcile.sides import (
+    Side,
+    calendar_side,
+    intent_of,
+    is_newer,
+    keys_to_visit,
+    live_link,
+    provider_side,
 )
+from syncd.reconcile.state import CalendarView, EventGone, EventState, ProviderView, Record
 
 RenderHash = Callable[[Appointment, str], str]
 """The content hash of the event syncd would write for an appointment in a calendar."""
@@ -61,67 +62,18 @@ def plan(
     a view is complete); ``total_links`` is the sync's link count, for the mass-delete guard."""
     result = Plan()
     refusal = empty_side(policy, records, provider, calendars)
-    keys = _keys(policy, records, provider, calendars)
+    keys = keys_to_visit(policy, records, provider, calendars)
     merge = _Merge(policy, render_hash)
     for native_id in sorted(keys):
         rec = records.get(native_id)
-        a = _provider_side(native_id, rec, provider)
-        bs = {cal: _calendar_side(native_id, rec, cal, calendars) for cal in policy.calendars}
+        a = provider_side(native_id, rec, provider)
+        bs = {cal: calendar_side(native_id, rec, cal, calendars) for cal in policy.calendars}
         result.actions.extend(merge.one(native_id, rec, a, bs))
     refusal = refusal or too_many_deletes(policy, result.actions, total_links)
     if refusal and not policy.allow_mass_delete:
         result.refused = refusal
         result.actions = []
     return result
-
-
-Side = EventState | EventGone | None
-
-
-def _keys(
-    policy: Policy,
-    records: Mapping[str, Record],
-    provider: ProviderView,
-    calendars: Mapping[str, CalendarView],
-) -> set[str]:
-    keys = set(provider.items)
-    for view in calendars.values():
-        keys.update(view.events)
-    if provider.complete and provider.window is not None:
-        window = provider.window
-        keys.update(nid for nid, rec in records.items() if overlaps(rec.appointment, window))
-    for cal, view in calendars.items():
-        if view.complete and cal in policy.calendars:
-            keys.update(nid for nid, rec in records.items() if cal in rec.links)
-    keys -= provider.unreadable
-    return keys
-
-
-def _provider_side(
-    native_id: str, rec: Record | None, provider: ProviderView
-) -> Appointment | Deleted | None:
-    seen = provider.items.get(native_id)
-    if seen is not None:
-        return seen
-    window = provider.window
-    if rec is not None and provider.complete and window and overlaps(rec.appointment, window):
-        return Deleted(rec.appointment.account, native_id)
-    return None
-
-
-def _calendar_side(
-    native_id: str, rec: Record | None, calendar: str, calendars: Mapping[str, CalendarView]
-) -> Side:
-    view = calendars.get(calendar)
-    if view is None or native_id in view.unreadable:
-        return None
-    seen = view.events.get(native_id)
-    if seen is not None:
-        return seen
-    link = _live(rec, calendar) if rec else None
-    if view.complete and link is not None:
-        return EventGone(calendar, native_id, link.href)
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +98,7 @@ class _Merge:
         user: list[tuple[str, EventState | EventGone]] = []
         for cal in self.policy.calendars:
             b = bs.get(cal)
-            link = _live(rec, cal)
+            link = live_link(rec, cal)
             if b is None:
                 if cal not in rec.links and a is not None and not self._hidden(current):
                     # A calendar added to the sync later: the appointment was seen, show it.
@@ -221,7 +173,7 @@ class _Merge:
         for cal in self.policy.calendars:
             if cal in skip:
                 continue
-            link = _live(rec, cal)
+            link = live_link(rec, cal)
             known = rec.links.get(cal)
             sequence = known.sequence + 1 if known is not None else 0
             b = bs.get(cal)
@@ -265,10 +217,10 @@ class _Merge:
         bs: Mapping[str, Side],
     ) -> list[Action]:
         cal, b = user[0]  # the first calendar in config order speaks; the others are restored
-        intent = _intent(b, current)
+        intent = intent_of(b, current)
         if a_changed:
             calendar_wins = self.policy.conflict is ConflictPolicy.CALENDAR_WINS or (
-                self.policy.conflict is ConflictPolicy.NEWEST_WINS and _newer(b, current)
+                self.policy.conflict is ConflictPolicy.NEWEST_WINS and is_newer(b, current)
             )
             if not calendar_wins or not self.policy.two_way or intent not in ("move", "cancel"):
                 note = NoteConflict(
@@ -328,27 +280,3 @@ def _recorded(native_id: str, appointment: Appointment, actions: list[Action]) -
         if type(action) is PutEvent:
             return actions
     return [Remember(native_id, appointment), *actions]
-
-
-def _live(rec: Record, calendar: str) -> Link | None:
-    """The record's link to ``calendar`` if its event exists; an unlinked (detached) link has
-    no href: the person deleted the event and the policy said to leave it deleted."""
-    link = rec.links.get(calendar)
-    return link if link is not None and link.href else None
-
-
-def _intent(b: EventState | EventGone, current: Appointment) -> str:
-    """What the person did to the event, in the terms a provider understands."""
-    if isinstance(b, EventGone):
-        return "deleted"
-    if b.cancelled and not current.cancelled:
-        return "cancel"
-    if b.cancelled == current.cancelled and (b.start != current.start or b.end != current.end):
-        return "move" if not current.cancelled else "edit"
-    return "edit"
-
-
-def _newer(b: EventState | EventGone, current: Appointment) -> bool:
-    if isinstance(b, EventGone) or b.modified is None:
-        return False
-    return current.updated is None or b.modified > current.updated
