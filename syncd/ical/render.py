@@ -13,16 +13,14 @@ import hashlib
 import string
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import sha256
 from typing import Final
-from zoneinfo import ZoneInfo
 
-from icalendar import Timezone
-
-from syncd.ical.hashing import local_stamp, utc_stamp
+from syncd.ical.hashing import utc_stamp
 from syncd.ical.text import LINE_OCTETS, clean_text, escape_text, fold, needs_escape
+from syncd.ical.times import event_times
 from syncd.model import Appointment, Status, require_aware
 from syncd.reconcile.policy import Privacy
 
@@ -32,11 +30,6 @@ SYNCD_PRODID: Final = "-//syncd//syncd//EN"
 MAX_SEQUENCE: Final = 2**31 - 1
 
 TITLE_FIELDS: Final = ("title", "customer", "staff", "resource", "location")
-
-# Zone keys that mean UTC: such times are written with Z and need no VTIMEZONE.
-_UTC_KEYS: Final = frozenset(
-    {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"}
-)
 
 
 @lru_cache(maxsize=16384)  # every write of an event asks again; a SHA-256 each time was 7%
@@ -137,7 +130,7 @@ def render(
         require_aware("stamp", stamp)
         dtstamp = utc_stamp(stamp)
     uid = event_uid(appointment.account, appointment.native_id)
-    start_line, end_line, start_utc, end_utc, vtimezone = _times(appointment)
+    start_line, end_line, start_utc, end_utc, vtimezone = event_times(appointment)
 
     # The canonical lines of content_hash, built beside the text from the same values.
     props = [f"UID:{uid}", f"DTSTART:{start_utc}", f"DTEND:{end_utc}"]
@@ -261,60 +254,3 @@ def _description(appointment: Appointment) -> str:
     if people:
         parts.append("\n".join(people))
     return "\n\n".join(parts)
-
-
-def _times(appointment: Appointment) -> tuple[str, str, str, str, str]:
-    """DTSTART and DTEND lines, both instants in canonical form, and the VTIMEZONE text."""
-    start, end = appointment.utc_span
-    return _span_lines(start, end, appointment.start.tzinfo)
-
-
-@lru_cache(maxsize=4096)
-def _span_lines(
-    start: datetime, end: datetime, zone: tzinfo | None
-) -> tuple[str, str, str, str, str]:
-    """``_times`` of the UTC span (``start``, ``end``) shown in ``zone``.
-
-    Cached: bookings sit on a grid of slots, so several staff or resources share a span, and
-    writing these lines was a third of rendering an event.
-    """
-    if start.microsecond or end.microsecond:
-        start, end = start.replace(microsecond=0), end.replace(microsecond=0)
-    start_utc, end_utc = local_stamp(start) + "Z", local_stamp(end) + "Z"  # already in UTC
-    utc_lines = f"DTSTART:{start_utc}\r\n", f"DTEND:{end_utc}\r\n"
-
-    tzid = zone.key if isinstance(zone, ZoneInfo) else "UTC"  # = zone_name(start in zone)
-    if not isinstance(zone, ZoneInfo) or not tzid or tzid in _UTC_KEYS:
-        return *utc_lines, start_utc, end_utc, ""
-    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-    if local_start.fold or local_end.fold:
-        # The second pass through a repeated hour: a TZID would be read as the first pass.
-        return *utc_lines, start_utc, end_utc, ""
-    vtimezone = _vtimezone(tzid, local_start.year, local_end.year)
-    if vtimezone is None:
-        return *utc_lines, start_utc, end_utc, ""
-    return (
-        fold(f"DTSTART;TZID={tzid}:{local_stamp(local_start)}"),
-        fold(f"DTEND;TZID={tzid}:{local_stamp(local_end)}"),
-        start_utc,
-        end_utc,
-        vtimezone,
-    )
-
-
-@lru_cache(maxsize=1024)
-def _vtimezone(tzid: str, first_year: int, last_year: int) -> str | None:
-    """VTIMEZONE text for ``tzid`` valid from 1 January ``first_year`` to the end of
-    ``last_year``, or ``None`` when icalendar cannot build one (the caller writes UTC).
-
-    Bounded, because the default (1970-2038) makes every event ~2 KB larger; cached, because
-    building one takes milliseconds and the same few zones and years recur endlessly.
-    """
-    try:
-        component = Timezone.from_tzid(
-            tzid, first_date=date(first_year, 1, 1), last_date=date(last_year + 1, 1, 1)
-        )
-        text: str = component.to_ical().decode()
-    except Exception:  # an unknown key, or years at the edge of what datetime can hold
-        return None
-    return text.replace("\r\n", "\n").replace("\n", "\r\n")
