@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+
+from syncd.state.store import Store
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh SQLite state store in the test's own directory (test_store.py has its own)."""
+    opened = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    yield opened
+    opened.close()
 
 
 # -- real CalDAV servers ----------------------------------------------------------------------

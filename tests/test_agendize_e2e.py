@@ -14,7 +14,7 @@ Issue 6, acceptance 2 and 3.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -67,13 +67,6 @@ async def cals(request: pytest.FixtureRequest) -> AsyncIterator[Calendars]:
     yield Calendars(target, private, Person.on(private, server, url))
     for calendar in (target, private):
         await calendar.aclose()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

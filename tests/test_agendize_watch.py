@@ -4,7 +4,7 @@ store, deliveries checked and weighed by version, and the daemon's wiring of it 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -45,13 +45,6 @@ class Vault:
 
     def save(self, value: Mapping[str, str]) -> None:
         self.saves.append(dict(value))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

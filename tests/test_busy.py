@@ -4,9 +4,8 @@ scenarios against Radicale; the helpers here build the source events for both.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -23,7 +22,6 @@ from syncd.providers.memory import MemoryProvider
 from syncd.reconcile.cycle import Sync
 from syncd.reconcile.policy import Policy
 from syncd.reconcile.render import SyncRenderer
-from syncd.state.store import Store
 
 AMS = ZoneInfo("Europe/Amsterdam")
 NOW = datetime(2026, 3, 10, 8, 0, tzinfo=AMS)  # the March DST change (29th) is ahead
@@ -182,13 +180,6 @@ def test_only_occurrences_in_the_window_count_and_floods_are_refused() -> None:
 
 
 # -- whole cycles on memory backends ---------------------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 def busy_sync(

@@ -7,10 +7,9 @@ two syncs, one per policy) and series across both DST changes of Europe/Amsterda
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -72,13 +71,6 @@ class Source:
 
     def put(self, name: str, ics: str) -> None:
         self.server.put(f"{self.url}{name}.ics", ics)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -3,9 +3,8 @@ cycle costs one request per source, and crashes, failures and bad items lose not
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -34,13 +33,6 @@ class FindingProvider(MemoryProvider):
     async def find_busy(self, scope: Scope, block: BusyBlock) -> Sequence[str]:
         async with self.faults.request("find_busy"):
             return [i for i, found in self.busy_blocks(scope).items() if found == block]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

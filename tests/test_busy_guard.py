@@ -3,9 +3,7 @@ most of the blocked time at once, changes nothing at the provider until a person
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -25,13 +23,6 @@ from tests.test_busy import NOW, at, busy_sync, source_event, spans
 pytestmark = pytest.mark.anyio
 
 EVENTS = 8  # one block each, on the days 12..19 of March
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ does; what the tests check is read back from the server, not from syncd's state.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -56,13 +56,6 @@ class Target:
         (item,) = await self.calendar.get([event.href])
         moved = _retime(item.ics, start, start + (event.end - event.start))
         self.server.put(f"{self.server.base_url}{event.href}", moved)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

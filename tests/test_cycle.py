@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,13 +22,6 @@ from tests.crash import Crash, CrashingCalendar
 pytestmark = pytest.mark.anyio
 AMS = ZoneInfo("Europe/Amsterdam")
 NOW = datetime(2026, 10, 20, 9, 0, tzinfo=AMS)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

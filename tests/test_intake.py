@@ -3,9 +3,7 @@ one is marked and never retried until edited, and a crash never books twice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import icalendar
 import pytest
@@ -87,13 +85,6 @@ class BookingProvider(MemoryProvider):
     async def find_booking(self, scope: Scope, request: IntakeRequest) -> str | None:
         async with self.faults.request("find_booking"):
             return self.references.get(request.reference)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

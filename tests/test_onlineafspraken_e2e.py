@@ -13,9 +13,8 @@ Issue 4, acceptance 3 and 4, and refusals shown by ``syncd status``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -51,13 +50,6 @@ async def calendars(request: pytest.FixtureRequest) -> AsyncIterator[list[Calend
     yield made
     for calendar in made:
         await calendar.aclose()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ change and write it back over the business's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -42,13 +40,6 @@ class EditedMeanwhile(MemoryCalendar):
             moved = _retime(self.items()[href][1], current.start + shift, current.end + shift)
             self.user_put(href, moved)
         return await super().update(href, ics, etag)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @pytest.mark.parametrize("edited", CALENDARS)

@@ -9,11 +9,10 @@ through the sandbox's methods, which cost no request. Issue 8, acceptance 2.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
 import icalendar
@@ -57,13 +56,6 @@ async def calendar(request: pytest.FixtureRequest) -> AsyncIterator[Calendar]:
         made = CaldavCalendar("desk", url=server.new_collection(), timeout=30)
     yield made
     await made.aclose()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 @dataclass

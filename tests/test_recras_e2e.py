@@ -10,9 +10,8 @@ Issue 7, acceptance 2 and 3.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import icalendar
 import pytest
@@ -46,13 +45,6 @@ async def calendar(request: pytest.FixtureRequest) -> AsyncIterator[Calendar]:
         made = CaldavCalendar("desk", url=server.new_collection(), timeout=30)
     yield made
     await made.aclose()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 class CrashAfterBooking(RecrasProvider):
