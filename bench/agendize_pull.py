@@ -36,7 +36,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bench.onlineafspraken_pull import TimedApp, peak_rss_mib, table, timed
+from bench.machine import peak_rss_mib
+from bench.onlineafspraken_pull import TimedApp, table, timed
 from syncd.calendars.memory import MemoryCalendar
 from syncd.ical import RenderOptions
 from syncd.providers.ag_client import Credentials

@@ -60,7 +60,7 @@ import httpx
 
 import syncd.feeds.render as feed_render
 import syncd.feeds.store as feed_store
-from bench.reconcile import environment, peak_rss_mib
+from bench.machine import environment, load_average, peak_rss_mib
 from syncd.config import Config, parse_config
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.runner import Runner
@@ -813,20 +813,13 @@ def measure(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, A
         out["radicale"]["events_missing"] = len(syncd_uids - radicale_uids)
     out["comparison"] = compare(out)
     out["peak_rss_mib"] = peak_rss_mib()
-    out["load_average_after"] = _load_average()
+    out["load_average_after"] = load_average()
     out["targets"] = targets(out)
     return out
 
 
 def _sha(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
-
-
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
 
 
 def compare(out: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,6 @@ import asyncio
 import json
 import math
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from bench.machine import peak_rss_mib
 from syncd.calendars.memory import MemoryCalendar
 from syncd.ical import RenderOptions
 from syncd.providers.base import Window
@@ -85,12 +85,6 @@ class TimedApp:
         """Seconds inside the sandbox since the last lap."""
         spent, self.seconds = self.seconds, 0.0
         return spent
-
-
-def peak_rss_mib() -> float:
-    """The process's peak resident set size; Linux reports KiB, macOS bytes."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 class Bench:
