@@ -1,8 +1,9 @@
 """DTSTART, DTEND and the VTIMEZONE of a rendered event, from an appointment's span.
 
 For ``syncd.ical.render``. A time is written with the TZID of its zone and a VTIMEZONE
-bounded to the event's years, and in UTC where a TZID cannot say it (UTC itself, a fixed offset, the repeated hour after a DST change,
-a zone icalendar cannot describe). Both the lines and the VTIMEZONE text are cached.
+bounded to the event's years, and in UTC where a TZID cannot say it: UTC itself, a fixed
+offset, the repeated hour after a DST change, a zone icalendar cannot describe. Both the
+lines and the VTIMEZONE text are cached.
 """
 
 from __future__ import annotations
