@@ -182,13 +182,23 @@ def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
-async def idle(bench: Bench, repeat: int) -> dict[str, Any]:
-    """``repeat`` cycles with nothing to do: medians of the times, and the largest count of
-    each kind seen in any of them (they are all the same when the engine is right)."""
-    runs = [await bench.cycle() for _ in range(repeat)]
+async def idle(big: Bench, small: Bench, repeat: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``repeat`` cycles with nothing to do at each size, taken in turns (big, small, big, ...)
+    so both sizes see the machine in the same state: a shared machine's speed drifts by a
+    factor of two over seconds, which measuring one size after the other turned into the
+    ratio. Medians of the times, and the largest count of each kind seen in any cycle (they
+    are all the same when the engine is right)."""
+    runs: dict[int, list[Measured]] = {id(big): [], id(small): []}
+    for _ in range(repeat):
+        for bench in (big, small):
+            runs[id(bench)].append(await bench.cycle())
+    return _idle_figures(big, runs[id(big)]), _idle_figures(small, runs[id(small)])
+
+
+def _idle_figures(bench: Bench, runs: list[Measured]) -> dict[str, Any]:
     return {
         "links": bench.n,
-        "repeat": repeat,
+        "repeat": len(runs),
         "cpu_s_median": statistics.median(r.cpu_s for r in runs),
         "wall_s_median": statistics.median(r.wall_s for r in runs),
         "cpu_s_all": [r.cpu_s for r in runs],
@@ -265,12 +275,11 @@ async def measure(
         ]
         assert bench is not None
         with probe.installed(per_item=False):
-            out["idle"] = await idle(bench, repeat)
-            bench.store.close()
             small = Bench(max(1, n // 10), _subdirectory(tmp, "small"), probe)
             await small.cycle()  # first sync
             await small.cycle()  # its echo; from here on nothing changes
-            out["idle_small"] = await idle(small, repeat)
+            out["idle"], out["idle_small"] = await idle(bench, small, repeat)
+            bench.store.close()
             small.store.close()
 
     big_cpu, small_cpu = out["idle"]["cpu_s_median"], out["idle_small"]["cpu_s_median"]
