@@ -23,7 +23,8 @@ from syncd.providers.qmatic import QmaticProvider
 from syncd.providers.qmatic_client import Credentials
 from syncd.sandbox.onlineafspraken_state import ManualClock
 from syncd.sandbox.qmatic import create_app
-from syncd.sandbox.qmatic_state import QmaticState, stable_id
+from syncd.sandbox.qmatic_records import stable_id
+from syncd.sandbox.qmatic_state import QmaticState
 
 AMS = ZoneInfo("Europe/Amsterdam")
 T0 = datetime(2031, 3, 1, 9, 0, tzinfo=AMS)  # a Saturday; Monday 3 March is bookable

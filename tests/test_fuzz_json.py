@@ -45,7 +45,8 @@ from syncd.sandbox import agendize as agendize_sandbox
 from syncd.sandbox import qmatic as qmatic_sandbox
 from syncd.sandbox import recras as recras_sandbox
 from syncd.sandbox.agendize_state import SandboxState as AgendizeState
-from syncd.sandbox.qmatic_state import QmaticState, sample_identifiers, stable_id
+from syncd.sandbox.qmatic_records import sample_identifiers, stable_id
+from syncd.sandbox.qmatic_state import QmaticState
 from syncd.sandbox.recras_state import RecrasState
 from tests.daemon_kit import Harness
 from tests.fuzz_report import ran

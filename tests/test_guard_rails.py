@@ -33,7 +33,8 @@ from syncd.sandbox import qmatic as qmatic_sandbox
 from syncd.sandbox import recras as recras_sandbox
 from syncd.sandbox.agendize_state import SandboxState as AgendizeState
 from syncd.sandbox.onlineafspraken_state import SandboxState as OAState
-from syncd.sandbox.qmatic_state import QmaticState, sample_identifiers
+from syncd.sandbox.qmatic_records import sample_identifiers
+from syncd.sandbox.qmatic_state import QmaticState
 from syncd.sandbox.recras_state import RecrasState
 from tests.fault_kit import calendar_objects, served
 from tests.servers import PASSWORD, USER, DavServer

@@ -17,7 +17,8 @@ from syncd.errors import Refused, TransientError
 from syncd.providers.qmatic import QmaticProvider, native_id
 from syncd.providers.qmatic_mapping import PERSONAL_IDENTIFIER, personal_identifier
 from syncd.sandbox.onlineafspraken_state import ManualClock
-from syncd.sandbox.qmatic_state import HOLD, QmaticState
+from syncd.sandbox.qmatic_records import HOLD
+from syncd.sandbox.qmatic_state import QmaticState
 from tests.qmatic_kit import CENTRUM, NOORD, OTHER, T0, at, connected, make_state, request
 
 pytestmark = pytest.mark.anyio

@@ -20,7 +20,8 @@ import pytest
 from syncd.commands.sandbox import entry_point
 from syncd.sandbox.onlineafspraken_state import ManualClock
 from syncd.sandbox.qmatic import create_app, main
-from syncd.sandbox.qmatic_state import HOLD, QmaticState
+from syncd.sandbox.qmatic_records import HOLD
+from syncd.sandbox.qmatic_state import QmaticState
 from tests.qmatic_kit import CENTRUM, LICENCE, NOORD, PASSPORT, SECRET, T0, TRACKED, at, make_state
 
 pytestmark = pytest.mark.anyio

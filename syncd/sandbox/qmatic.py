@@ -37,7 +37,8 @@ from starlette.routing import Route
 from syncd.sandbox import qmatic_api as api
 from syncd.sandbox.qmatic_admin import ADMIN
 from syncd.sandbox.qmatic_api import Rejected
-from syncd.sandbox.qmatic_state import Faults, QmaticState, sample_identifiers
+from syncd.sandbox.qmatic_records import Faults, sample_identifiers
+from syncd.sandbox.qmatic_state import QmaticState
 
 Handler = Callable[[QmaticState, Request, Any], Any]
 

@@ -17,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from syncd.sandbox import qmatic_api as api
-from syncd.sandbox.qmatic_state import Faults, QmaticState
+from syncd.sandbox.qmatic_records import Faults
+from syncd.sandbox.qmatic_state import QmaticState
 
 Admin = Callable[[QmaticState, Request, dict[str, Any]], Any]
 

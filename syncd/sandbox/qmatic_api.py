@@ -22,7 +22,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd.sandbox.qmatic_state import HOLD, Appointment, QmaticState, Reservation
+from syncd.sandbox.qmatic_records import HOLD, Appointment, Reservation
+from syncd.sandbox.qmatic_state import QmaticState
 
 PERSONAL_IDENTIFIER = re.compile(r"[A-Za-z0-9]{10,48}")
 
