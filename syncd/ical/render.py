@@ -32,7 +32,7 @@ MAX_SEQUENCE: Final = 2**31 - 1
 TITLE_FIELDS: Final = ("title", "customer", "staff", "resource", "location")
 
 
-@lru_cache(maxsize=16384)  # every write of an event asks again; a SHA-256 each time was 7%
+@lru_cache(maxsize=16384)  # every write of an event asks again; hashing each time was 7% of render
 def event_uid(account: str, native_id: str) -> str:
     """The calendar UID of appointment ``(account, native_id)``.
 
